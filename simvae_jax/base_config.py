@@ -1,0 +1,87 @@
+"""Defaults shared by every ``configs/<dataset>.py`` (ml_collections).
+
+Configs start from ``get_base_config()`` and change what their dataset needs;
+any field can be overridden on the command line, e.g. ``--config.seed=1``.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.method = "simvae"
+
+  # Host pipeline: yields uint8 images and labels only.
+  config.data = ml_collections.ConfigDict(dict(
+      source="npz",          # 'digits' | 'npz' | 'tfds'
+      name="mnist",          # tfds dataset name (source='tfds')
+      path="",               # .npz file (source='npz')
+      data_dir="",           # tfds data_dir ('' = tfds default)
+      download=True,         # let tfds download and prepare (needs a network)
+  ))
+
+  # Views per image (J) and images per global batch; rows = batch_size * J.
+  config.num_views = 10
+  config.batch_size = 64
+  # Length of training: num_steps if > 0, otherwise num_epochs epochs.
+  config.num_steps = 0
+  config.num_epochs = 400
+
+  # On-device augmentation (SimCLR protocol, SPEC §3).
+  config.augment = ml_collections.ConfigDict(dict(
+      crop_scale=(0.4, 1.0), crop_ratio=(3 / 4, 4 / 3), flip="horizontal",
+      binarize=False))
+
+  config.model = ml_collections.ConfigDict(dict(
+      encoder="mlp", decoder="mlp", encoder_hidden=(2000, 500, 500),
+      decoder_hidden=(500, 500, 2000), latent_dim=10))
+
+  # p(x|z): 'gaussian' (paper) or 'bernoulli' (authors' MNIST code).
+  config.likelihood = ml_collections.ConfigDict(dict(
+      name="gaussian", log_variance=-4.6))
+  # p(z^1..z^J|y) variance sigma^2, and the N(0, I) prior on the mean latent.
+  config.simvae = ml_collections.ConfigDict(dict(
+      prior_variance=0.15, mean_prior=True))
+
+  config.optimizer = ml_collections.ConfigDict(dict(learning_rate=8e-5, eps=1e-4))
+
+  config.log_every = 100
+  config.checkpoint_every = 1000
+  config.max_checkpoints = 3
+
+  config.eval = ml_collections.ConfigDict(dict(
+      knn_ks=tuple(range(1, 21)),   # k candidates, chosen on a validation split
+      val_fraction=0.1,             # of train, held out for model selection
+      max_train_examples=0,         # 0 = all; cap for quick evaluations
+      num_images=8,                 # test images in reconstructions.png
+  ))
+  return config
+
+
+# Variants of the MNIST-like configs, chosen as ``--config=configs/mnist.py:NAME``.
+MNIST_VARIANTS = ("paper", "authors")
+
+
+def get_mnist_like_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
+  """SimVAE on MNIST or Fashion-MNIST (SPEC §3).
+
+  ``paper`` (default): J = 10 views of 64 images, horizontal flips, Gaussian
+  likelihood. ``authors``: the released code's setting, 64 images x J = 2,
+  vertical flips, binarised inputs and a Bernoulli likelihood.
+  """
+  variant = variant or "paper"
+  if variant not in MNIST_VARIANTS:
+    raise ValueError(f"Unknown config variant {variant!r}; choose one of "
+                     f"{MNIST_VARIANTS}")
+  config = get_base_config()
+  config.data.source = "tfds"
+  config.data.name = dataset
+  if variant == "authors":
+    config.num_views = 2
+    config.augment.flip = "vertical"
+    config.augment.binarize = True
+    config.likelihood.name = "bernoulli"
+  return config

@@ -1,0 +1,1 @@
+"""Input pipeline: host-side uint8 sources and on-device augmentation."""

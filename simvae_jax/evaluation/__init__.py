@@ -1,0 +1,1 @@
+"""Evaluation of frozen representations; functions take plain arrays."""

@@ -1,0 +1,113 @@
+"""Gaussian-encoder autoencoder shared by every generative method.
+
+The encoder outputs ``2 * latent_dim`` numbers per image: the posterior mean and
+log-variance of q(z|x) = N(mu(x), diag sigma^2(x)). The decoder maps a latent to
+the likelihood's parameters (see ``likelihoods.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from simvae_jax.methods import likelihoods
+
+
+def gaussian_entropy(log_variance: jax.Array) -> jax.Array:
+  """Exact entropy of N(mu, diag exp(log_variance)): [..., D] -> [...]."""
+  return 0.5 * jnp.sum(log_variance + 1.0 + math.log(2 * math.pi), axis=-1)
+
+
+def reparameterize(rng: jax.Array, mean: jax.Array,
+                   log_variance: jax.Array) -> jax.Array:
+  """One sample z = mean + sigma * eps, eps ~ N(0, I); shapes [..., D]."""
+  noise = jax.random.normal(rng, mean.shape, mean.dtype)
+  return mean + jnp.exp(0.5 * log_variance) * noise
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewPass:
+  """One stochastic pass of views through the autoencoder; leading dims [B, J]."""
+
+  mean: jax.Array          # [B, J, D]
+  log_variance: jax.Array  # [B, J, D]
+  latent: jax.Array        # [B, J, D]
+  nll: jax.Array           # [B, J]   -log p(x^j | z^j)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianAutoencoder:
+  """Encoder/decoder pair with a diagonal-Gaussian posterior."""
+
+  encoder: nn.Module
+  decoder: nn.Module
+  latent_dim: int
+  likelihood: str
+  log_variance: float
+
+  def init(self, rng: jax.Array, image_shape: Sequence[int]) -> dict:
+    encoder_rng, decoder_rng = jax.random.split(rng)
+    images = jnp.zeros((1, *image_shape), jnp.float32)
+    latents = jnp.zeros((1, self.latent_dim), jnp.float32)
+    return {"encoder": self.encoder.init(encoder_rng, images)["params"],
+            "decoder": self.decoder.init(decoder_rng, latents)["params"]}
+
+  def encode(self, params: dict, images: jax.Array):
+    """float32 [N, H, W, C] -> posterior (mean, log_variance), each [N, D]."""
+    outputs = self.encoder.apply({"params": params["encoder"]}, images)
+    return jnp.split(outputs, 2, axis=-1)
+
+  def decode(self, params: dict, latents: jax.Array) -> jax.Array:
+    """[N, D] -> likelihood parameters [N, H, W, C]."""
+    return self.decoder.apply({"params": params["decoder"]}, latents)
+
+  def pass_views(self, params: dict, views: jax.Array, rng: jax.Array) -> ViewPass:
+    """Encodes, samples and decodes views [B, J, H, W, C] in one flat batch."""
+    batch, num_views = views.shape[:2]
+    flat = views.reshape(batch * num_views, *views.shape[2:])
+    mean, log_variance = self.encode(params, flat)
+    latent = reparameterize(rng, mean, log_variance)
+    outputs = self.decode(params, latent)
+    nll = likelihoods.negative_log_likelihood(flat, outputs, self.likelihood,
+                                              self.log_variance)
+    unflat = lambda x: x.reshape(batch, num_views, *x.shape[1:])
+    return ViewPass(unflat(mean), unflat(log_variance), unflat(latent), unflat(nll))
+
+  def represent(self, params: dict, images: jax.Array) -> jax.Array:
+    """Representation for evaluation: the posterior mean, [N, D]."""
+    return self.encode(params, images)[0]
+
+  def reconstruct(self, params: dict, images: jax.Array) -> jax.Array:
+    """Decodes the posterior mean: [N, H, W, C] -> [N, H, W, C] in [0, 1]."""
+    outputs = self.decode(params, self.represent(params, images))
+    return likelihoods.mean_image(outputs, self.likelihood)
+
+  def sample(self, params: dict, rng: jax.Array, count: int) -> jax.Array:
+    """Decodes z ~ N(0, I): [count, H, W, C] in [0, 1]."""
+    latents = jax.random.normal(rng, (count, self.latent_dim))
+    return likelihoods.mean_image(self.decode(params, latents), self.likelihood)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerativeMethod:
+  """Base of the generative methods: everything but ``loss`` comes from the
+  autoencoder (init, representation, reconstruction, sampling)."""
+
+  autoencoder: GaussianAutoencoder
+
+  def init(self, rng: jax.Array, image_shape: Sequence[int]) -> dict:
+    return self.autoencoder.init(rng, image_shape)
+
+  def represent(self, params: dict, images: jax.Array) -> jax.Array:
+    return self.autoencoder.represent(params, images)
+
+  def reconstruct(self, params: dict, images: jax.Array) -> jax.Array:
+    return self.autoencoder.reconstruct(params, images)
+
+  def sample(self, params: dict, rng: jax.Array, count: int) -> jax.Array:
+    return self.autoencoder.sample(params, rng, count)

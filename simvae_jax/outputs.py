@@ -1,0 +1,72 @@
+"""What a run writes into its workdir: metrics.jsonl, image grids, tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+
+class MetricsLog:
+  """Appends one JSON object per logged step to ``metrics.jsonl``.
+
+  On resume from step s, lines logged after s by the interrupted run are
+  dropped, so the file always describes one uninterrupted run.
+  """
+
+  def __init__(self, path: str, resume_step: int = 0):
+    self.path = path
+    if os.path.exists(path):
+      with open(path) as file:
+        kept = [line for line in file
+                if line.strip() and json.loads(line)["step"] <= resume_step]
+      with open(path, "w") as file:
+        file.writelines(kept)
+
+  def write(self, step: int, metrics: dict) -> None:
+    record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    with open(self.path, "a") as file:
+      file.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: str) -> list[dict]:
+  with open(path) as file:
+    return [json.loads(line) for line in file if line.strip()]
+
+
+def image_grid(rows: list[np.ndarray]) -> np.ndarray:
+  """Tiles rows of images, each [N, H, W, C] in [0, 1], into one [R*H, N*W, C]."""
+  return np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
+
+
+def save_image_grid(path: str, rows: list[np.ndarray]) -> None:
+  """Saves ``image_grid(rows)`` as a PNG (grayscale if one channel)."""
+  grid = np.clip(image_grid(rows), 0.0, 1.0)
+  if grid.shape[-1] == 1:
+    plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+  else:
+    plt.imsave(path, grid)
+
+
+def save_samples(path: str, samples: np.ndarray, per_row: int = 8) -> None:
+  """Saves samples [N, H, W, C] as a grid with ``per_row`` images per row."""
+  num_rows = math.ceil(len(samples) / per_row)
+  padded = np.zeros((num_rows * per_row, *samples.shape[1:]), samples.dtype)
+  padded[:len(samples)] = samples
+  save_image_grid(path, list(padded.reshape(num_rows, per_row, *samples.shape[1:])))
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+  """A plain-text table with aligned columns."""
+  cells = [header] + [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in row]
+                      for row in rows]
+  widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  return "\n".join(lines)

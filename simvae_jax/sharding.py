@@ -1,0 +1,43 @@
+"""Device mesh and shardings: batch split over a ``data`` axis, state replicated.
+
+The losses are written over the *global* batch; XLA inserts the collectives, so
+the same code runs on one CPU, several GPUs or a multi-host TPU slice.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices=None) -> Mesh:
+  """1-D mesh over ``devices`` (default: all devices of all processes)."""
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) axis split over the ``data`` axis."""
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
+  """Raises a clear error if the batch cannot be split evenly over devices."""
+  if global_batch_size % mesh.size:
+    raise ValueError(
+        f"Global batch size {global_batch_size} is not divisible by the "
+        f"{mesh.size} devices of the mesh; choose a multiple of {mesh.size}.")
+
+
+def to_global_batch(local_batch: dict, mesh: Mesh) -> dict:
+  """Assembles each process's slice {name: [b, ...]} into global sharded arrays."""
+  sharding = batch_sharded(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)

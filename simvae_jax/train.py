@@ -1,0 +1,221 @@
+"""Training and evaluation of one run: ``train_and_evaluate(config, workdir)``.
+
+Outputs in ``workdir`` (a stable contract): ``config.json``, ``metrics.jsonl``,
+``checkpoints/``, ``reconstructions.png``, ``samples.png`` and ``eval.json``.
+Re-running with the same workdir resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import numpy as np
+import tqdm
+
+from simvae_jax import checkpointing, methods, outputs, sharding, train_step
+from simvae_jax.data import augment, pipeline, sources
+from simvae_jax.evaluation import knn, representations
+from simvae_jax.train_state import TrainState, make_optimizer
+
+
+# ----------------------------------------------------------------------------
+# Set-up.
+# ----------------------------------------------------------------------------
+
+def validate_config(config) -> None:
+  """Raises ValueError with a clear message for settings that cannot run."""
+  if config.num_views < 1:
+    raise ValueError(f"num_views (J) must be >= 1, got {config.num_views}")
+  if config.batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {config.batch_size}")
+  if config.num_steps <= 0 and config.num_epochs <= 0:
+    raise ValueError("Set num_steps > 0 or num_epochs > 0.")
+  if config.log_every < 1:
+    raise ValueError(f"log_every must be >= 1, got {config.log_every}")
+  augment.validate_config(config.augment)
+
+
+def num_train_steps(config, num_examples: int) -> int:
+  """``num_steps`` if positive, else ``num_epochs`` full epochs of batches."""
+  if config.num_steps > 0:
+    return int(config.num_steps)
+  per_epoch = pipeline.steps_per_epoch(num_examples, config.batch_size,
+                                       jax.process_count())
+  return int(config.num_epochs * per_epoch)
+
+
+@dataclasses.dataclass
+class Experiment:
+  """What a run needs, built once from the config."""
+
+  config: object
+  mesh: jax.sharding.Mesh
+  train_source: object
+  image_shape: tuple
+  method: object
+  optimizer: object
+
+  @classmethod
+  def from_config(cls, config) -> "Experiment":
+    validate_config(config)
+    mesh = sharding.make_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)
+    train_source = sources.load_source(config.data, "train")
+    image_shape = tuple(np.shape(train_source[0]["image"]))
+    method = methods.make_method(config, image_shape)
+    return cls(config, mesh, train_source, image_shape, method,
+               make_optimizer(config.optimizer))
+
+  def init_state(self, seed: int | None = None) -> TrainState:
+    seed = self.config.seed if seed is None else seed
+    return train_step.init_train_state(self.method, self.optimizer,
+                                       self.image_shape, seed, self.mesh)
+
+  def checkpointer(self, workdir: str) -> checkpointing.Checkpointer:
+    return checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                      self.config.checkpoint_every,
+                                      self.config.max_checkpoints)
+
+
+def write_config(config, workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as file:
+    file.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+# ----------------------------------------------------------------------------
+# Training loop.
+# ----------------------------------------------------------------------------
+
+def _check_finite(step: int, metrics: dict) -> None:
+  bad = [name for name, value in metrics.items() if not np.isfinite(value)]
+  if bad:
+    raise FloatingPointError(f"Non-finite {bad} at step {step}: {metrics}")
+
+
+def train(experiment: Experiment, workdir: str) -> TrainState:
+  """Trains (resuming from the latest checkpoint in workdir) and returns the
+  final state; checkpoints every ``checkpoint_every`` steps and at the end."""
+  config = experiment.config
+  dataset = pipeline.make_train_dataset(experiment.train_source, config.batch_size,
+                                        seed=config.seed)
+  iterator = pipeline.make_train_iterator(dataset)
+  state = experiment.init_state()
+  checkpointer = experiment.checkpointer(workdir)
+  if checkpointer.latest_step() is not None:
+    state, data_state = checkpointer.restore(state)
+    iterator.set_state(data_state)
+  start = int(state.step)
+  total = num_train_steps(config, len(experiment.train_source))
+  log = outputs.MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
+  step_fn = train_step.compile_train_step(experiment.method, experiment.optimizer,
+                                          config.num_views, config.augment,
+                                          experiment.mesh)
+  rows = config.batch_size * config.num_views
+  with tqdm.tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=2.0,
+                 desc=f"train ({rows} views/step)") as bar:
+    for step in range(start + 1, total + 1):
+      batch = sharding.to_global_batch(next(iterator), experiment.mesh)
+      state, metrics = step_fn(state, batch)
+      if step % config.log_every == 0 or step == total:
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        _check_finite(step, metrics)
+        log.write(step, metrics)
+        bar.set_postfix(loss=f"{metrics['loss']:.2f}")
+      if step % checkpointer.every == 0 or step == total:
+        checkpointer.save(step, state, iterator.get_state(), force=step == total)
+      bar.update()
+  checkpointer.close()
+  return state
+
+
+# ----------------------------------------------------------------------------
+# Evaluation and images.
+# ----------------------------------------------------------------------------
+
+def restore_latest(experiment: Experiment, workdir: str) -> TrainState:
+  checkpointer = experiment.checkpointer(workdir)
+  if checkpointer.latest_step() is None:
+    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
+  state, _ = checkpointer.restore(experiment.init_state())
+  checkpointer.close()
+  return state
+
+
+def save_images(experiment: Experiment, params, test_images: np.ndarray,
+                workdir: str) -> None:
+  """reconstructions.png (originals above reconstructions) and samples.png."""
+  config, method = experiment.config, experiment.method
+  originals = np.asarray(augment.preprocess(test_images[:config.eval.num_images],
+                                            config.augment.binarize))
+  reconstructions = np.asarray(jax.jit(method.reconstruct)(params, originals))
+  outputs.save_image_grid(os.path.join(workdir, "reconstructions.png"),
+                          [originals, reconstructions])
+  samples = jax.jit(method.sample, static_argnums=2)(
+      params, jax.random.PRNGKey(config.seed), 32)
+  outputs.save_samples(os.path.join(workdir, "samples.png"), np.asarray(samples))
+
+
+def evaluate_representation(experiment: Experiment, params, splits) -> dict:
+  """kNN accuracy of ``params``'s representation on the label task."""
+  config = experiment.config
+  (train_x, train_y), (test_x, test_y) = splits
+  binarize = config.augment.binarize
+  train_repr = representations.compute_representations(
+      experiment.method, params, train_x, binarize)
+  test_repr = representations.compute_representations(
+      experiment.method, params, test_x, binarize)
+  result = knn.knn_evaluate(train_repr, train_y, test_repr, test_y,
+                            ks=tuple(config.eval.knn_ks),
+                            val_fraction=config.eval.val_fraction, seed=config.seed)
+  result["protocol"] = (f"k chosen from {min(config.eval.knn_ks)}..."
+                        f"{max(config.eval.knn_ks)} on a {config.eval.val_fraction:.0%}"
+                        " validation split of train; test reported once")
+  return result
+
+
+def evaluate(experiment: Experiment, params, workdir: str) -> dict:
+  """Writes images and eval.json; prints the results table. Compares the
+  trained representation with the same encoder at initialisation."""
+  config = experiment.config
+  limit = config.eval.max_train_examples or None
+  splits = (sources.read_all(experiment.train_source, limit),
+            sources.read_all(sources.load_source(config.data, "test")))
+  save_images(experiment, params, splits[1][0], workdir)
+  results = {"label": evaluate_representation(experiment, params, splits)}
+  untrained = experiment.init_state(seed=config.seed).params
+  results["untrained_encoder"] = {
+      "label": evaluate_representation(experiment, untrained, splits)}
+  with open(os.path.join(workdir, "eval.json"), "w") as file:
+    json.dump(results, file, indent=2)
+  rows = [[f"{config.method} (trained)", results["label"]["knn_acc"],
+           results["label"]["knn_k"]],
+          ["untrained encoder", results["untrained_encoder"]["label"]["knn_acc"],
+           results["untrained_encoder"]["label"]["knn_k"]]]
+  print(f"\nkNN on held-out {config.data.name} test images "
+        f"({len(splits[1][1])} images; {results['label']['protocol']}):")
+  print(outputs.format_table(["representation", "knn_acc", "k"], rows))
+  return results
+
+
+def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
+  """``mode='train'``: train (or resume) then evaluate; ``'eval'``: evaluate the
+  latest checkpoint of workdir without training."""
+  started = time.time()
+  experiment = Experiment.from_config(config)
+  if mode == "train":
+    write_config(config, workdir)
+    state = train(experiment, workdir)
+  elif mode == "eval":
+    state = restore_latest(experiment, workdir)
+  else:
+    raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+  results = evaluate(experiment, state.params, workdir)
+  print(f"\nOutputs in {os.path.abspath(workdir)}: config.json, metrics.jsonl, "
+        f"checkpoints/, reconstructions.png, samples.png, eval.json "
+        f"({time.time() - started:.0f}s)")
+  return results
