@@ -45,9 +45,12 @@ def image_grid(rows: list[np.ndarray]) -> np.ndarray:
   return np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
 
 
-def save_image_grid(path: str, rows: list[np.ndarray]) -> None:
-  """Saves ``image_grid(rows)`` as a PNG (grayscale if one channel)."""
+def save_image_grid(path: str, rows: list[np.ndarray], min_size: int = 64) -> None:
+  """Saves ``image_grid(rows)`` as a PNG (grayscale if one channel); small
+  images are enlarged (nearest neighbour) to at least ``min_size`` pixels."""
   grid = np.clip(image_grid(rows), 0.0, 1.0)
+  factor = max(1, min_size // rows[0].shape[1])
+  grid = grid.repeat(factor, axis=0).repeat(factor, axis=1)
   if grid.shape[-1] == 1:
     plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
   else:

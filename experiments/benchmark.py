@@ -1,0 +1,91 @@
+"""Times the compiled train step (on-device augmentation included) for a config.
+
+python experiments/benchmark.py --config=configs/mnist.py \
+    --config.data.source=npz --config.data.path=../shared/datasets/mnist.npz \
+    --config.num_views=2
+
+Prints one JSON line: compile time, median step time over repeats, views/s and
+achieved GFLOP/s (XLA's FLOP count of the step divided by the median time).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from simvae_jax import sharding, train_step
+from simvae_jax.train import Experiment
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
+_REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repeats; the median is reported.")
+_STEPS = flags.DEFINE_integer("steps_per_repeat", 20, "Steps per timed repeat.")
+_WARMUP = flags.DEFINE_integer("warmup_steps", 5, "Untimed steps after compiling.")
+flags.mark_flags_as_required(["config"])
+
+
+def step_flops(compiled) -> float:
+  """FLOPs of one step according to XLA's cost analysis (0 if unavailable)."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else {}
+  return float((analysis or {}).get("flops", 0.0))
+
+
+def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) -> dict:
+  experiment = Experiment.from_config(config)
+  state = experiment.init_state()
+  images = np.stack([experiment.train_source[i]["image"]
+                     for i in range(config.batch_size)])
+  batch = sharding.to_global_batch(
+      {"image": images, "label": np.zeros(config.batch_size, np.int32)},
+      experiment.mesh)
+  step_fn = train_step.compile_train_step(experiment.method, experiment.optimizer,
+                                          config.num_views, config.augment,
+                                          experiment.mesh)
+  started = time.perf_counter()
+  compiled = step_fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - started
+  for _ in range(warmup_steps):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  step_times = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    for _ in range(steps_per_repeat):
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    step_times.append((time.perf_counter() - started) / steps_per_repeat)
+  median = statistics.median(step_times)
+  views = config.batch_size * config.num_views
+  flops = step_flops(compiled)
+  return {
+      "config": f"{config.data.name} {config.method}",
+      "images_per_step": config.batch_size, "num_views": config.num_views,
+      "views_per_step": views, "devices": jax.device_count(),
+      "backend": jax.default_backend(), "machine": platform.processor() or platform.machine(),
+      "compile_s": round(compile_s, 3),
+      "median_step_ms": round(1e3 * median, 3),
+      "min_step_ms": round(1e3 * min(step_times), 3),
+      "max_step_ms": round(1e3 * max(step_times), 3),
+      "views_per_s": round(views / median, 1),
+      "gflop_per_step": round(flops / 1e9, 4),
+      "gflop_per_s": round(flops / median / 1e9, 2),
+      "repeats": repeats, "steps_per_repeat": steps_per_repeat,
+  }
+
+
+def main(argv):
+  del argv
+  print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value, _STEPS.value,
+                             _WARMUP.value)))
+
+
+if __name__ == "__main__":
+  app.run(main)

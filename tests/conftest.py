@@ -1,0 +1,60 @@
+"""Shared fixtures: small configs and the optional offline datasets."""
+
+import importlib.util
+import os
+import pathlib
+
+import pytest
+
+from simvae_jax.base_config import get_base_config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def shared_dataset(name: str) -> str:
+  """Path of ../shared/datasets/<name>, or skip the test when it is absent."""
+  path = SHARED_DATASETS / name
+  if not path.exists():
+    pytest.skip(f"{path} not available")
+  return str(path)
+
+
+def tiny_digits_config(**overrides):
+  """SimVAE on the built-in digits with a small MLP, for fast tests."""
+  config = get_base_config()
+  config.data.source = "digits"
+  config.data.name = "digits"
+  config.num_views = 3
+  config.batch_size = 32
+  config.num_steps = 8
+  config.model.encoder_hidden = (64,)
+  config.model.decoder_hidden = (64,)
+  config.model.latent_dim = 4
+  config.optimizer.learning_rate = 1e-3
+  config.log_every = 2
+  config.checkpoint_every = 4
+  config.eval.knn_ks = (1, 3, 5)
+  for key, value in overrides.items():
+    target = config
+    *parents, leaf = key.split(".")
+    for parent in parents:
+      target = target[parent]
+    target[leaf] = value
+  return config
+
+
+@pytest.fixture
+def workdir(tmp_path):
+  path = tmp_path / "run"
+  os.makedirs(path)
+  return str(path)
+
+
+def load_repo_config(name: str, arg: str | None = None):
+  """``configs/<name>.py``'s get_config(arg), as the command line loads it."""
+  spec = importlib.util.spec_from_file_location(f"configs_{name}",
+                                                REPO / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

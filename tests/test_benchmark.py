@@ -1,0 +1,28 @@
+"""The benchmark measures the real compiled step and reports consistent numbers."""
+
+import importlib.util
+
+from conftest import REPO, tiny_digits_config
+
+
+def load_benchmark():
+  spec = importlib.util.spec_from_file_location("benchmark",
+                                                REPO / "experiments" / "benchmark.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_benchmark_reports_measured_numbers():
+  benchmark = load_benchmark()
+  config = tiny_digits_config(batch_size=16, num_views=5)
+  result = benchmark.benchmark(config, repeats=3, steps_per_repeat=2, warmup_steps=1)
+  assert result["views_per_step"] == 80
+  assert result["min_step_ms"] <= result["median_step_ms"] <= result["max_step_ms"]
+  assert abs(result["views_per_s"] - 80e3 / result["median_step_ms"]) \
+      < 1e-3 * result["views_per_s"]
+  # XLA's FLOP count must at least cover the forward matmuls of the encoder
+  # (64 -> 64 -> 8) and decoder (4 -> 64 -> 64) for 80 views.
+  forward_matmul_flops = 2 * 80 * (64 * 64 + 64 * 8 + 4 * 64 + 64 * 64)
+  assert result["gflop_per_step"] * 1e9 > forward_matmul_flops
+  assert result["compile_s"] > 0

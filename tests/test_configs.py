@@ -1,0 +1,35 @@
+"""Every shipped config loads, validates and selects what it promises."""
+
+import pytest
+
+from simvae_jax import train
+
+from conftest import load_repo_config
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist", "fashion_mnist"])
+def test_config_is_valid(name):
+  config = load_repo_config(name)
+  train.validate_config(config)
+  assert config.method == "simvae"
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_mnist_like_configs_follow_the_spec(name):
+  paper = load_repo_config(name)
+  assert (paper.batch_size, paper.num_views) == (64, 10)
+  assert paper.data.name == name
+  assert tuple(paper.model.encoder_hidden) == (2000, 500, 500)
+  assert tuple(paper.model.decoder_hidden) == (500, 500, 2000)
+  assert paper.model.latent_dim == 10
+  assert tuple(paper.augment.crop_scale) == (0.4, 1.0)
+  assert (paper.optimizer.learning_rate, paper.optimizer.eps) == (8e-5, 1e-4)
+  authors = load_repo_config(name, "authors")
+  assert (authors.batch_size, authors.num_views) == (64, 2)
+  assert authors.likelihood.name == "bernoulli" and authors.augment.binarize
+  assert authors.augment.flip == "vertical"
+
+
+def test_unknown_variant_is_rejected():
+  with pytest.raises(ValueError, match="authors"):
+    load_repo_config("mnist", "fast")
