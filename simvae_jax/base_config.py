@@ -53,9 +53,15 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.max_checkpoints = 3
 
   config.eval = ml_collections.ConfigDict(dict(
+      every_steps=0,                # also evaluate every N steps (0: only at the end)
       knn_ks=tuple(range(1, 21)),   # k candidates, chosen on a validation split
       val_fraction=0.1,             # of train, held out for model selection
+      probe_epochs=200,             # at most; the epoch is chosen on validation
+      probe_learning_rate=3e-4,     # Adam, as the authors' probe
+      probe_batch_size=64,
+      probe_patience=20,            # stop after this many epochs without gain
       max_train_examples=0,         # 0 = all; cap for quick evaluations
+      compare_untrained=True,       # also evaluate the encoder at initialisation
       num_images=8,                 # test images in reconstructions.png
   ))
   return config

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 
-class MetricsLog:
-  """Appends one JSON object per logged step to ``metrics.jsonl``.
+class JsonLinesLog:
+  """Appends one JSON object per logged step to a ``.jsonl`` file.
 
   On resume from step s, lines logged after s by the interrupted run are
   dropped, so the file always describes one uninterrupted run.
@@ -29,13 +29,12 @@ class MetricsLog:
       with open(path, "w") as file:
         file.writelines(kept)
 
-  def write(self, step: int, metrics: dict) -> None:
-    record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+  def write(self, step: int, record: dict) -> None:
     with open(self.path, "a") as file:
-      file.write(json.dumps(record) + "\n")
+      file.write(json.dumps({"step": int(step), **record}) + "\n")
 
 
-def read_metrics(path: str) -> list[dict]:
+def read_jsonl(path: str) -> list[dict]:
   with open(path) as file:
     return [json.loads(line) for line in file if line.strip()]
 

@@ -18,7 +18,7 @@ import tqdm
 
 from simvae_jax import checkpointing, methods, outputs, sharding, train_step
 from simvae_jax.data import augment, pipeline, sources
-from simvae_jax.evaluation import knn, representations
+from simvae_jax.evaluation import representations, suite
 from simvae_jax.train_state import TrainState, make_optimizer
 
 
@@ -97,9 +97,11 @@ def _check_finite(step: int, metrics: dict) -> None:
     raise FloatingPointError(f"Non-finite {bad} at step {step}: {metrics}")
 
 
-def train(experiment: Experiment, workdir: str) -> TrainState:
+def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
   """Trains (resuming from the latest checkpoint in workdir) and returns the
-  final state; checkpoints every ``checkpoint_every`` steps and at the end."""
+  final state; checkpoints every ``checkpoint_every`` steps and at the end, and
+  calls ``evaluator(params, step)`` every ``eval.every_steps`` steps (if > 0)
+  before the last."""
   config = experiment.config
   dataset = pipeline.make_train_dataset(experiment.train_source, config.batch_size,
                                         seed=config.seed)
@@ -111,13 +113,16 @@ def train(experiment: Experiment, workdir: str) -> TrainState:
     iterator.set_state(data_state)
   start = int(state.step)
   total = num_train_steps(config, len(experiment.train_source))
-  log = outputs.MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
+  log = outputs.JsonLinesLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
+  if evaluator is not None:
+    evaluator.resume(start)
   step_fn = train_step.compile_train_step(experiment.method, experiment.optimizer,
                                           config.num_views, config.augment,
                                           experiment.mesh)
   rows = config.batch_size * config.num_views
-  with tqdm.tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=2.0,
-                 desc=f"train ({rows} views/step)") as bar:
+  eval_every = config.eval.every_steps if evaluator is not None else 0
+  with tqdm.tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
+                 mininterval=2.0, desc=f"train ({rows} views/step)") as bar:
     for step in range(start + 1, total + 1):
       batch = sharding.to_global_batch(next(iterator), experiment.mesh)
       state, metrics = step_fn(state, batch)
@@ -128,6 +133,8 @@ def train(experiment: Experiment, workdir: str) -> TrainState:
         bar.set_postfix(loss=f"{metrics['loss']:.2f}")
       if step % checkpointer.every == 0 or step == total:
         checkpointer.save(step, state, iterator.get_state(), force=step == total)
+      if eval_every and step % eval_every == 0 and step < total:
+        evaluator(state.params, step)
       bar.update()
   checkpointer.close()
   return state
@@ -146,76 +153,97 @@ def restore_latest(experiment: Experiment, workdir: str) -> TrainState:
   return state
 
 
-def save_images(experiment: Experiment, params, test_images: np.ndarray,
-                workdir: str) -> None:
-  """reconstructions.png (originals above reconstructions) and samples.png."""
-  config, method = experiment.config, experiment.method
-  originals = np.asarray(augment.preprocess(test_images[:config.eval.num_images],
-                                            config.augment.binarize))
-  reconstructions = np.asarray(jax.jit(method.reconstruct)(params, originals))
-  outputs.save_image_grid(os.path.join(workdir, "reconstructions.png"),
-                          [originals, reconstructions])
-  samples = jax.jit(method.sample, static_argnums=2)(
-      params, jax.random.PRNGKey(config.seed), 32)
-  outputs.save_samples(os.path.join(workdir, "samples.png"), np.asarray(samples))
+_TABLE_COLUMNS = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "knn_k",
+                  "gmm_acc", "gmm_nmi", "gmm_ari", "recon_mse")
 
 
-def evaluate_representation(experiment: Experiment, params, splits) -> dict:
-  """kNN accuracy of ``params``'s representation on the label task."""
-  config = experiment.config
-  (train_x, train_y), (test_x, test_y) = splits
-  binarize = config.augment.binarize
-  train_repr = representations.compute_representations(
-      experiment.method, params, train_x, binarize)
-  test_repr = representations.compute_representations(
-      experiment.method, params, test_x, binarize)
-  result = knn.knn_evaluate(train_repr, train_y, test_repr, test_y,
-                            ks=tuple(config.eval.knn_ks),
-                            val_fraction=config.eval.val_fraction, seed=config.seed)
-  result["protocol"] = (f"k chosen from {min(config.eval.knn_ks)}..."
-                        f"{max(config.eval.knn_ks)} on a {config.eval.val_fraction:.0%}"
-                        " validation split of train; test reported once")
-  return result
+class Evaluator:
+  """Evaluates parameters on the label task; writes ``eval.json`` (latest) and
+  appends to ``eval_history.jsonl``; prints a table.
 
+  The evaluation splits are read once. With ``eval.compare_untrained`` the same
+  encoder at initialisation is evaluated too (once) as a reference row.
+  """
 
-def evaluate(experiment: Experiment, params, workdir: str) -> dict:
-  """Writes images and eval.json; prints the results table. Compares the
-  trained representation with the same encoder at initialisation."""
-  config = experiment.config
-  limit = config.eval.max_train_examples or None
-  splits = (sources.read_all(experiment.train_source, limit),
-            sources.read_all(sources.load_source(config.data, "test")))
-  save_images(experiment, params, splits[1][0], workdir)
-  results = {"label": evaluate_representation(experiment, params, splits)}
-  untrained = experiment.init_state(seed=config.seed).params
-  results["untrained_encoder"] = {
-      "label": evaluate_representation(experiment, untrained, splits)}
-  with open(os.path.join(workdir, "eval.json"), "w") as file:
-    json.dump(results, file, indent=2)
-  rows = [[f"{config.method} (trained)", results["label"]["knn_acc"],
-           results["label"]["knn_k"]],
-          ["untrained encoder", results["untrained_encoder"]["label"]["knn_acc"],
-           results["untrained_encoder"]["label"]["knn_k"]]]
-  print(f"\nkNN on held-out {config.data.name} test images "
-        f"({len(splits[1][1])} images; {results['label']['protocol']}):")
-  print(outputs.format_table(["representation", "knn_acc", "k"], rows))
-  return results
+  def __init__(self, experiment: Experiment, workdir: str):
+    self.experiment, self.workdir = experiment, workdir
+    config = experiment.config
+    limit = config.eval.max_train_examples or None
+    self.train_split = sources.read_all(experiment.train_source, limit)
+    self.test_split = sources.read_all(sources.load_source(config.data, "test"))
+    self.history = outputs.JsonLinesLog(os.path.join(workdir, "eval_history.jsonl"))
+    self._untrained = None
+
+  def resume(self, step: int) -> None:
+    """Drops history entries after ``step`` (logged by an interrupted run)."""
+    self.history = outputs.JsonLinesLog(self.history.path, resume_step=step)
+
+  def evaluate_params(self, params) -> dict:
+    """{"label": metrics} for ``params``: probes, kNN, GMM, reconstruction MSE."""
+    config, method = self.experiment.config, self.experiment.method
+    binarize = config.augment.binarize
+    (train_x, train_y), (test_x, test_y) = self.train_split, self.test_split
+    train_repr = representations.compute_representations(method, params, train_x,
+                                                         binarize)
+    test_repr = representations.compute_representations(method, params, test_x,
+                                                        binarize)
+    label = suite.evaluate_task(train_repr, train_y, test_repr, test_y,
+                                config.eval, seed=config.seed)
+    label["recon_mse"] = representations.reconstruction_mse(method, params, test_x,
+                                                            binarize)
+    return {"label": label}
+
+  def __call__(self, params, step: int) -> dict:
+    config = self.experiment.config
+    results = {"step": int(step), **self.evaluate_params(params)}
+    rows = [[f"{config.method} (step {step})"]
+            + [results["label"][c] for c in _TABLE_COLUMNS]]
+    if config.eval.compare_untrained:
+      if self._untrained is None:
+        self._untrained = self.evaluate_params(
+            self.experiment.init_state(seed=config.seed).params)
+      results["untrained_encoder"] = self._untrained
+      rows.append(["untrained encoder"]
+                  + [self._untrained["label"][c] for c in _TABLE_COLUMNS])
+    with open(os.path.join(self.workdir, "eval.json"), "w") as file:
+      json.dump(results, file, indent=2)
+    self.history.write(step, {k: v for k, v in results.items() if k != "step"})
+    print(f"\nEvaluation on the {len(self.test_split[1])} {config.data.name} test "
+          f"images (protocol in eval.json):", flush=True)
+    print(outputs.format_table(["representation", *_TABLE_COLUMNS], rows), flush=True)
+    return results
+
+  def save_images(self, params) -> None:
+    """reconstructions.png (originals above reconstructions) and samples.png."""
+    config, method = self.experiment.config, self.experiment.method
+    originals = np.asarray(augment.preprocess(
+        self.test_split[0][:config.eval.num_images], config.augment.binarize))
+    reconstructions = np.asarray(jax.jit(method.reconstruct)(params, originals))
+    outputs.save_image_grid(os.path.join(self.workdir, "reconstructions.png"),
+                            [originals, reconstructions])
+    samples = jax.jit(method.sample, static_argnums=2)(
+        params, jax.random.PRNGKey(config.seed), 32)
+    outputs.save_samples(os.path.join(self.workdir, "samples.png"),
+                         np.asarray(samples))
 
 
 def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
   """``mode='train'``: train (or resume) then evaluate; ``'eval'``: evaluate the
-  latest checkpoint of workdir without training."""
+  latest checkpoint of workdir without training. Returns the final results."""
   started = time.time()
   experiment = Experiment.from_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  evaluator = Evaluator(experiment, workdir)
   if mode == "train":
     write_config(config, workdir)
-    state = train(experiment, workdir)
+    state = train(experiment, workdir, evaluator)
   elif mode == "eval":
     state = restore_latest(experiment, workdir)
   else:
     raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-  results = evaluate(experiment, state.params, workdir)
+  evaluator.save_images(state.params)
+  results = evaluator(state.params, int(state.step))
   print(f"\nOutputs in {os.path.abspath(workdir)}: config.json, metrics.jsonl, "
-        f"checkpoints/, reconstructions.png, samples.png, eval.json "
-        f"({time.time() - started:.0f}s)")
+        f"checkpoints/, reconstructions.png, samples.png, eval.json, "
+        f"eval_history.jsonl ({time.time() - started:.0f}s)")
   return results

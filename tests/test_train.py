@@ -24,14 +24,14 @@ def params_equal(a, b):
 
 
 def test_run_writes_its_outputs(workdir):
-  config = tiny_digits_config(num_steps=8, log_every=3)
+  config = tiny_digits_config(num_steps=8, log_every=3, **{"eval.every_steps": 4})
   results = train.train_and_evaluate(config, workdir)
   files = set(os.listdir(workdir))
   assert {"config.json", "metrics.jsonl", "checkpoints", "reconstructions.png",
-          "samples.png", "eval.json"} <= files
+          "samples.png", "eval.json", "eval_history.jsonl"} <= files
   with open(os.path.join(workdir, "config.json")) as file:
     assert json.load(file)["num_steps"] == 8
-  metrics = outputs.read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert [m["step"] for m in metrics] == [3, 6, 8]     # final step always logged
   assert {"loss", "reconstruction", "entropy", "prior", "mean_prior"} <= set(metrics[0])
   checkpoints = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
@@ -40,8 +40,18 @@ def test_run_writes_its_outputs(workdir):
   assert grid.shape[0] * 8 == grid.shape[1] * 2     # 2 rows of 8 square images
   with open(os.path.join(workdir, "eval.json")) as file:
     saved = json.load(file)
-  assert saved == json.loads(json.dumps(results))
-  assert 0.0 <= saved["label"]["knn_acc"] <= 1.0 and saved["label"]["knn_k"] in (1, 3, 5)
+  assert saved == json.loads(json.dumps(results)) and saved["step"] == 8
+  label = saved["label"]
+  for key in ("mlp_probe_acc", "mlp_probe_epoch", "linear_probe_acc",
+              "linear_probe_epoch", "knn_acc", "gmm_acc", "gmm_nmi", "gmm_ari",
+              "recon_mse", "protocol"):
+    assert key in label, key
+  assert 0.0 <= label["knn_acc"] <= 1.0 and label["knn_k"] in (1, 3, 5)
+  assert 0.0 < label["recon_mse"] < 1.0
+  assert "untrained_encoder" in saved
+  history = outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
+  assert [h["step"] for h in history] == [4, 8]
+  assert history[-1]["label"] == label
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):
@@ -54,8 +64,8 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   assert int(state_resumed.step) == 8
   assert params_equal(state_straight.params, state_resumed.params)
   assert params_equal(state_straight.opt_state, state_resumed.opt_state)
-  assert (outputs.read_metrics(str(tmp_path / "straight" / "metrics.jsonl"))
-          == outputs.read_metrics(str(tmp_path / "restarted" / "metrics.jsonl")))
+  assert (outputs.read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
+          == outputs.read_jsonl(str(tmp_path / "restarted" / "metrics.jsonl")))
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
@@ -82,8 +92,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
   straight = train.train(Experiment.from_config(config), str(tmp_path / "straight"))
   resumed = train.restore_latest(Experiment.from_config(config), str(killed))
   assert params_equal(straight.params, resumed.params)
-  assert (outputs.read_metrics(str(tmp_path / "straight" / "metrics.jsonl"))
-          == outputs.read_metrics(str(killed / "metrics.jsonl")))
+  assert (outputs.read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
+          == outputs.read_jsonl(str(killed / "metrics.jsonl")))
 
 
 def test_eval_mode_reevaluates_the_latest_checkpoint(workdir):
@@ -108,7 +118,7 @@ def test_command_line_overrides(tmp_path):
   with open(tmp_path / "config.json") as file:
     config = json.load(file)
   assert (config["seed"], config["num_steps"], config["num_views"]) == (1, 30, 2)
-  assert [m["step"] for m in outputs.read_metrics(str(tmp_path / "metrics.jsonl"))] \
+  assert [m["step"] for m in outputs.read_jsonl(str(tmp_path / "metrics.jsonl"))] \
       == [10, 20, 30]
   assert "step/s" in completed.stderr           # progress bar with rate and ETA
   assert f"Outputs in {tmp_path}" in completed.stdout
@@ -135,7 +145,7 @@ def test_digits_default_learns(workdir):
   """The README's main run: SimVAE beats the untrained encoder on held-out digits."""
   config = load_repo_config("digits")
   results = train.train_and_evaluate(config, workdir)
-  metrics = outputs.read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert metrics[-1]["loss"] < metrics[0]["loss"] - 50
   assert results["label"]["knn_acc"] >= 0.95
   assert results["label"]["knn_acc"] > results["untrained_encoder"]["label"]["knn_acc"] + 0.08
@@ -147,7 +157,7 @@ def test_short_mnist_run_learns(workdir):
   config.num_steps, config.log_every = 300, 50
   config.eval.max_train_examples = 10000
   results = train.train_and_evaluate(config, workdir)
-  metrics = outputs.read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert metrics[-1]["loss"] < 0.8 * metrics[0]["loss"]
   assert results["label"]["knn_acc"] > results["untrained_encoder"]["label"]["knn_acc"]
   assert results["label"]["knn_acc"] > 0.85
