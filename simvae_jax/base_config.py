@@ -67,16 +67,37 @@ def get_base_config() -> ml_collections.ConfigDict:
   return config
 
 
+def get_digits_config() -> ml_collections.ConfigDict:
+  """SimVAE on scikit-learn's bundled 8x8 digits: offline, about 20 s on 2 cores."""
+  config = get_base_config()
+  config.data.source = "digits"
+  config.data.name = "digits"
+  config.num_views = 4
+  config.batch_size = 64
+  config.num_epochs = 150
+  config.augment.crop_scale = (0.6, 1.0)
+  config.augment.flip = "none"        # digits are not mirror-symmetric
+  config.model.encoder_hidden = (256, 256)
+  config.model.decoder_hidden = (256, 256)
+  config.model.latent_dim = 10
+  config.likelihood.log_variance = -3.0
+  config.optimizer.learning_rate = 1e-3
+  config.log_every = 50
+  return config
+
+
 # Variants of the MNIST-like configs, chosen as ``--config=configs/mnist.py:NAME``.
-MNIST_VARIANTS = ("paper", "authors")
+MNIST_VARIANTS = ("paper", "authors", "quick")
 
 
 def get_mnist_like_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   """SimVAE on MNIST or Fashion-MNIST (SPEC §3).
 
   ``paper`` (default): J = 10 views of 64 images, horizontal flips, Gaussian
-  likelihood. ``authors``: the released code's setting, 64 images x J = 2,
-  vertical flips, binarised inputs and a Bernoulli likelihood.
+  likelihood, Adam 8e-5 for 400 epochs. ``authors``: the released code's
+  setting, 64 images x J = 2, vertical flips, binarised inputs and a Bernoulli
+  likelihood. ``quick``: ``paper`` with Adam 1e-3 for 5 epochs, training and
+  evaluation in under 10 minutes on 2 CPU cores.
   """
   variant = variant or "paper"
   if variant not in MNIST_VARIANTS:
@@ -90,4 +111,7 @@ def get_mnist_like_config(dataset: str, variant: str | None) -> ml_collections.C
     config.augment.flip = "vertical"
     config.augment.binarize = True
     config.likelihood.name = "bernoulli"
+  if variant == "quick":
+    config.optimizer.learning_rate = 1e-3
+    config.num_epochs = 5
   return config

@@ -6,10 +6,7 @@ import json
 import math
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import matplotlib.image
 import numpy as np
 
 
@@ -51,9 +48,9 @@ def save_image_grid(path: str, rows: list[np.ndarray], min_size: int = 64) -> No
   factor = max(1, min_size // rows[0].shape[1])
   grid = grid.repeat(factor, axis=0).repeat(factor, axis=1)
   if grid.shape[-1] == 1:
-    plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    matplotlib.image.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
   else:
-    plt.imsave(path, grid)
+    matplotlib.image.imsave(path, grid)
 
 
 def save_samples(path: str, samples: np.ndarray, per_row: int = 8) -> None:
