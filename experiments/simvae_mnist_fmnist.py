@@ -20,7 +20,7 @@ import time
 import jax
 import matplotlib.figure
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from simvae_jax import outputs, train
 from simvae_jax.base_config import get_mnist_like_config
@@ -165,6 +165,7 @@ on {platform.machine()} with {os.cpu_count()} CPU cores, JAX {jax.__version__}
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   finals, histories, walls = {}, {}, {}
   for dataset in _DATASETS.value:
     for seed in map(int, _SEEDS.value):

@@ -11,7 +11,9 @@ from flax import struct
 
 
 class TrainState(struct.PyTreeNode):
-  """step: int32 []; params/opt_state: pytrees; rng: uint32 [2] base key.
+  """step: int32 []; params/opt_state/method_state: pytrees; rng: uint32 [2]
+  base key. ``method_state`` holds what a method carries besides parameters
+  (MoCo's momentum encoder and queue), ``{}`` for most.
 
   The per-step key is ``fold_in(rng, step)``, so resuming at a step replays the
   same randomness as an uninterrupted run.
@@ -20,6 +22,7 @@ class TrainState(struct.PyTreeNode):
   step: jax.Array
   params: Any
   opt_state: Any
+  method_state: Any
   rng: jax.Array
 
 
@@ -37,4 +40,5 @@ def create_train_state(method, optimizer: optax.GradientTransformation,
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
   params = method.init(init_rng, image_shape)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=optimizer.init(params), rng=train_rng)
+                    opt_state=optimizer.init(params),
+                    method_state=method.init_state(params), rng=train_rng)

@@ -29,11 +29,12 @@ def train_step(state: TrainState, batch: dict, *, method,
   views = augment.augment_views(augment_rng, batch["image"], num_views,
                                 augment_config)
   grad_fn = jax.value_and_grad(method.loss, has_aux=True)
-  (loss, terms), grads = grad_fn(state.params, views, loss_rng)
+  (loss, (terms, method_state)), grads = grad_fn(state.params, state.method_state,
+                                                 views, loss_rng)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  new_state = state.replace(step=state.step + 1,
-                            params=optax.apply_updates(state.params, updates),
-                            opt_state=opt_state)
+  params = optax.apply_updates(state.params, updates)
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                            method_state=method.after_update(method_state, params))
   return new_state, {"loss": loss, **terms}
 
 

@@ -116,7 +116,7 @@ def test_method_loss_wires_networks_to_objective(num_views):
   params = method.init(jax.random.PRNGKey(0), (8, 8, 1))
   views = jax.random.uniform(jax.random.PRNGKey(1), (2, num_views, 8, 8, 1))
   rng = jax.random.PRNGKey(2)
-  loss, terms = method.loss(params, views, rng)
+  loss, terms = method.objective(params, views, rng)
   out = method.autoencoder.pass_views(params, views, rng)
   assert out.latent.shape == (2, num_views, 4)
   # The decoder's NLL, recomputed independently for one view.

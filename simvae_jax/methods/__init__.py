@@ -1,9 +1,14 @@
 """Method registry: ``--config.method=NAME`` selects the objective.
 
-Every method exposes ``init(rng, image_shape) -> params``,
-``loss(params, views [B, J, H, W, C], rng) -> (scalar, terms)``,
-``represent(params, images [N, H, W, C]) -> [N, D]``, ``reconstruct`` and
-``sample`` (see ``autoencoder.GaussianAutoencoder``).
+Every method exposes
+
+* ``init(rng, image_shape) -> params`` and ``init_state(params) -> method_state``
+  (arrays the step carries besides parameters, e.g. MoCo's queue; ``{}`` if none);
+* ``loss(params, method_state, views [B, J, H, W, C], rng) ->
+  (scalar, (terms, method_state))``, differentiated with respect to params;
+* ``after_update(method_state, new_params) -> method_state`` (e.g. momentum);
+* ``represent(params, images [N, H, W, C]) -> [N, D]``, ``reconstruct`` and
+  ``sample`` for evaluation and figures.
 """
 
 from __future__ import annotations

@@ -95,13 +95,34 @@ class GaussianAutoencoder:
 
 @dataclasses.dataclass(frozen=True)
 class GenerativeMethod:
-  """Base of the generative methods: everything but ``loss`` comes from the
-  autoencoder (init, representation, reconstruction, sampling)."""
+  """Base of the generative methods: subclasses define ``objective``; the rest
+  comes from the autoencoder (init, representation, reconstruction, sampling).
+
+  They keep no state besides parameters: the method state is ``{}``.
+  """
 
   autoencoder: GaussianAutoencoder
 
+  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
+    """views float32 [B, J, H, W, C] -> (scalar loss, dict of scalar terms)."""
+    raise NotImplementedError
+
   def init(self, rng: jax.Array, image_shape: Sequence[int]) -> dict:
     return self.autoencoder.init(rng, image_shape)
+
+  def init_state(self, params: dict) -> dict:
+    del params
+    return {}
+
+  def loss(self, params: dict, method_state: dict, views: jax.Array,
+           rng: jax.Array):
+    """The step's interface: (loss, (terms, new method state))."""
+    loss, terms = self.objective(params, views, rng)
+    return loss, (terms, method_state)
+
+  def after_update(self, method_state: dict, params: dict) -> dict:
+    del params
+    return method_state
 
   def represent(self, params: dict, images: jax.Array) -> jax.Array:
     return self.autoencoder.represent(params, images)

@@ -57,7 +57,7 @@ class SimVAE(GenerativeMethod):
   prior_variance: float
   mean_prior: bool
 
-  def loss(self, params: dict, views: jax.Array, rng: jax.Array):
+  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
     """views: float32 [B, J, H, W, C] -> (scalar loss, dict of scalar terms)."""
     out = self.autoencoder.pass_views(params, views, rng)
     return simvae_objective(out.nll, out.log_variance, out.latent,
