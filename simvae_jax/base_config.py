@@ -37,7 +37,9 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(
       encoder="mlp", decoder="mlp", encoder_hidden=(2000, 500, 500),
-      decoder_hidden=(500, 500, 2000), latent_dim=10))
+      decoder_hidden=(500, 500, 2000), latent_dim=10,
+      # Projection head (SimCLR, MoCo) / expander (VICReg) on the representation.
+      head_hidden=(512,), head_dim=128))
 
   # p(x|z): 'gaussian' (paper) or 'bernoulli' (authors' MNIST code).
   config.likelihood = ml_collections.ConfigDict(dict(
@@ -45,6 +47,17 @@ def get_base_config() -> ml_collections.ConfigDict:
   # p(z^1..z^J|y) variance sigma^2, and the N(0, I) prior on the mean latent.
   config.simvae = ml_collections.ConfigDict(dict(
       prior_variance=0.15, mean_prior=True))
+  # Baselines' hyperparameters (SPEC §2).
+  config.beta_vae = ml_collections.ConfigDict(dict(beta=4.0))
+  config.cr_vae = ml_collections.ConfigDict(dict(consistency_weight=1.0))
+  config.simclr = ml_collections.ConfigDict(dict(temperature=0.5))
+  config.vicreg = ml_collections.ConfigDict(dict(
+      invariance_weight=25.0, variance_weight=25.0, covariance_weight=1.0))
+  config.moco = ml_collections.ConfigDict(dict(
+      temperature=0.2, queue_size=4096, momentum=0.99))
+  # Decoder trained on frozen representations of discriminative methods.
+  config.posthoc_decoder = ml_collections.ConfigDict(dict(
+      num_steps=2000, learning_rate=1e-3))
 
   config.optimizer = ml_collections.ConfigDict(dict(learning_rate=8e-5, eps=1e-4))
 

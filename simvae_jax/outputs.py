@@ -19,12 +19,13 @@ class JsonLinesLog:
 
   def __init__(self, path: str, resume_step: int = 0):
     self.path = path
+    kept = []
     if os.path.exists(path):
       with open(path) as file:
         kept = [line for line in file
                 if line.strip() and json.loads(line)["step"] <= resume_step]
-      with open(path, "w") as file:
-        file.writelines(kept)
+    with open(path, "w") as file:
+      file.writelines(kept)
 
   def write(self, step: int, record: dict) -> None:
     with open(self.path, "a") as file:

@@ -16,7 +16,8 @@ import jax
 import numpy as np
 import tqdm
 
-from simvae_jax import checkpointing, methods, outputs, sharding, train_step
+from simvae_jax import (checkpointing, methods, outputs, posthoc_decoder, sharding,
+                        train_step)
 from simvae_jax.data import augment, pipeline, sources
 from simvae_jax.evaluation import representations, suite
 from simvae_jax.train_state import TrainState, make_optimizer
@@ -112,7 +113,8 @@ def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
     state, data_state = checkpointer.restore(state)
     iterator.set_state(data_state)
   start = int(state.step)
-  total = num_train_steps(config, len(experiment.train_source))
+  total = (num_train_steps(config, len(experiment.train_source))
+           if experiment.method.trainable else 0)
   log = outputs.JsonLinesLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
   if evaluator is not None:
     evaluator.resume(start)
@@ -136,6 +138,8 @@ def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
       if eval_every and step % eval_every == 0 and step < total:
         evaluator(state.params, step)
       bar.update()
+  if checkpointer.latest_step() is None:   # nothing to train (random encoder)
+    checkpointer.save(total, state, iterator.get_state(), force=True)
   checkpointer.close()
   return state
 
@@ -214,13 +218,16 @@ class Evaluator:
     return results
 
   def save_images(self, params) -> None:
-    """reconstructions.png (originals above reconstructions) and samples.png."""
+    """reconstructions.png (originals above reconstructions) and, for
+    generative methods, samples.png."""
     config, method = self.experiment.config, self.experiment.method
     originals = np.asarray(augment.preprocess(
         self.test_split[0][:config.eval.num_images], config.augment.binarize))
     reconstructions = np.asarray(jax.jit(method.reconstruct)(params, originals))
     outputs.save_image_grid(os.path.join(self.workdir, "reconstructions.png"),
                             [originals, reconstructions])
+    if not method.generative:
+      return
     samples = jax.jit(method.sample, static_argnums=2)(
         params, jax.random.PRNGKey(config.seed), 32)
     outputs.save_samples(os.path.join(self.workdir, "samples.png"),
@@ -241,8 +248,12 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
     state = restore_latest(experiment, workdir)
   else:
     raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-  evaluator.save_images(state.params)
-  results = evaluator(state.params, int(state.step))
+  params = state.params
+  if not experiment.method.generative:
+    params, decoder_mse = posthoc_decoder.train_posthoc_decoder(experiment, params)
+    print(f"post-hoc decoder: final training MSE {decoder_mse:.4f}")
+  evaluator.save_images(params)
+  results = evaluator(params, int(state.step))
   print(f"\nOutputs in {os.path.abspath(workdir)}: config.json, metrics.jsonl, "
         f"checkpoints/, reconstructions.png, samples.png, eval.json, "
         f"eval_history.jsonl ({time.time() - started:.0f}s)")

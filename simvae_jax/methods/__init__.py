@@ -7,8 +7,10 @@ Every method exposes
 * ``loss(params, method_state, views [B, J, H, W, C], rng) ->
   (scalar, (terms, method_state))``, differentiated with respect to params;
 * ``after_update(method_state, new_params) -> method_state`` (e.g. momentum);
-* ``represent(params, images [N, H, W, C]) -> [N, D]``, ``reconstruct`` and
-  ``sample`` for evaluation and figures.
+* ``represent(params, images [N, H, W, C]) -> [N, D]`` and ``reconstruct`` for
+  evaluation; generative methods (``generative = True``) also ``sample``;
+  discriminative ones a ``decoder_loss`` for their post-hoc decoder;
+* ``trainable``: False for the random encoder, which is never updated.
 """
 
 from __future__ import annotations
@@ -16,10 +18,31 @@ from __future__ import annotations
 from typing import Sequence
 
 from simvae_jax import models
-from simvae_jax.methods import likelihoods, simvae
+from simvae_jax.methods import cr_vae, likelihoods, moco, simclr, simvae, vae, vicreg
 from simvae_jax.methods.autoencoder import GaussianAutoencoder
+from simvae_jax.methods.discriminative import RandomEncoder
 
-METHODS = {"simvae": simvae.build}
+GENERATIVE = {
+    "simvae": simvae.build,
+    "vae": vae.build_vae,
+    "beta_vae": vae.build_beta_vae,
+    "cr_vae": cr_vae.build,
+}
+DISCRIMINATIVE = {
+    "simclr": lambda config, **parts: simclr.SimCLR(
+        **parts, temperature=float(config.simclr.temperature)),
+    "vicreg": lambda config, **parts: vicreg.VICReg(
+        **parts, invariance_weight=float(config.vicreg.invariance_weight),
+        variance_weight=float(config.vicreg.variance_weight),
+        covariance_weight=float(config.vicreg.covariance_weight)),
+    "moco": lambda config, **parts: moco.MoCo(
+        **parts, temperature=float(config.moco.temperature),
+        queue_size=int(config.moco.queue_size), momentum=float(config.moco.momentum)),
+    "random": lambda config, **parts: RandomEncoder(**parts),
+}
+METHODS = tuple(sorted({**GENERATIVE, **DISCRIMINATIVE}))
+# Methods whose loss compares views of one image: they need J >= 2.
+MULTI_VIEW = ("simclr", "vicreg", "moco")
 
 
 def make_autoencoder(config, image_shape: Sequence[int]) -> GaussianAutoencoder:
@@ -34,9 +57,23 @@ def make_autoencoder(config, image_shape: Sequence[int]) -> GaussianAutoencoder:
       log_variance=float(config.likelihood.log_variance))
 
 
+def make_discriminative_parts(config, image_shape: Sequence[int]) -> dict:
+  """Encoder (representation of size latent_dim), head and post-hoc decoder."""
+  latent_dim = config.model.latent_dim
+  return dict(encoder=models.make_encoder(config.model, output_dim=latent_dim),
+              head=models.make_head(config.model),
+              decoder=models.make_decoder(config.model, image_shape),
+              latent_dim=latent_dim)
+
+
 def make_method(config, image_shape: Sequence[int]):
   """Builds the method named ``config.method``."""
-  if config.method not in METHODS:
-    raise ValueError(f"Unknown method {config.method!r}; choose one of "
-                     f"{sorted(METHODS)}")
-  return METHODS[config.method](config, make_autoencoder(config, image_shape))
+  name = config.method
+  if name in MULTI_VIEW and config.num_views < 2:
+    raise ValueError(f"{name} compares views of an image: it needs num_views >= 2, "
+                     f"got {config.num_views}")
+  if name in GENERATIVE:
+    return GENERATIVE[name](config, make_autoencoder(config, image_shape))
+  if name in DISCRIMINATIVE:
+    return DISCRIMINATIVE[name](config, **make_discriminative_parts(config, image_shape))
+  raise ValueError(f"Unknown method {name!r}; choose one of {list(METHODS)}")

@@ -16,11 +16,21 @@ import jax
 import jax.numpy as jnp
 
 from simvae_jax.methods import likelihoods
+from simvae_jax.methods.base import StatelessMethod
 
 
 def gaussian_entropy(log_variance: jax.Array) -> jax.Array:
   """Exact entropy of N(mu, diag exp(log_variance)): [..., D] -> [...]."""
   return 0.5 * jnp.sum(log_variance + 1.0 + math.log(2 * math.pi), axis=-1)
+
+
+def gaussian_kl(mean_p: jax.Array, log_variance_p: jax.Array, mean_q: jax.Array,
+                log_variance_q: jax.Array) -> jax.Array:
+  """KL(N(mean_p, diag e^lv_p) || N(mean_q, diag e^lv_q)): [..., D] -> [...]."""
+  return 0.5 * jnp.sum(
+      log_variance_q - log_variance_p
+      + (jnp.exp(log_variance_p) + jnp.square(mean_p - mean_q)) / jnp.exp(log_variance_q)
+      - 1.0, axis=-1)
 
 
 def reparameterize(rng: jax.Array, mean: jax.Array,
@@ -94,35 +104,16 @@ class GaussianAutoencoder:
 
 
 @dataclasses.dataclass(frozen=True)
-class GenerativeMethod:
+class GenerativeMethod(StatelessMethod):
   """Base of the generative methods: subclasses define ``objective``; the rest
   comes from the autoencoder (init, representation, reconstruction, sampling).
-
-  They keep no state besides parameters: the method state is ``{}``.
   """
 
   autoencoder: GaussianAutoencoder
-
-  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
-    """views float32 [B, J, H, W, C] -> (scalar loss, dict of scalar terms)."""
-    raise NotImplementedError
+  generative = True
 
   def init(self, rng: jax.Array, image_shape: Sequence[int]) -> dict:
     return self.autoencoder.init(rng, image_shape)
-
-  def init_state(self, params: dict) -> dict:
-    del params
-    return {}
-
-  def loss(self, params: dict, method_state: dict, views: jax.Array,
-           rng: jax.Array):
-    """The step's interface: (loss, (terms, new method state))."""
-    loss, terms = self.objective(params, views, rng)
-    return loss, (terms, method_state)
-
-  def after_update(self, method_state: dict, params: dict) -> dict:
-    del params
-    return method_state
 
   def represent(self, params: dict, images: jax.Array) -> jax.Array:
     return self.autoencoder.represent(params, images)

@@ -6,9 +6,9 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from simvae_jax.models.mlp import MLPDecoder, MLPEncoder
+from simvae_jax.models.mlp import MLP, MLPDecoder
 
-ENCODERS = {"mlp": MLPEncoder}
+ENCODERS = {"mlp": MLP}
 DECODERS = {"mlp": MLPDecoder}
 
 
@@ -29,3 +29,10 @@ def make_decoder(model_config, image_shape: Sequence[int]) -> nn.Module:
   cls = _lookup(DECODERS, "decoder", model_config.decoder)
   return cls(hidden_sizes=tuple(model_config.decoder_hidden),
              image_shape=tuple(image_shape))
+
+
+def make_head(model_config) -> nn.Module:
+  """Projection head / expander of discriminative methods: an MLP from the
+  representation to ``head_dim`` features."""
+  return MLP(hidden_sizes=tuple(model_config.head_hidden),
+             output_dim=model_config.head_dim)

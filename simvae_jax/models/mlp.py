@@ -9,10 +9,12 @@ import flax.linen as nn
 import jax
 
 
-class MLPEncoder(nn.Module):
-  """Flattens images and maps them through ReLU layers to ``output_dim`` features.
+class MLP(nn.Module):
+  """Flattens all but the leading axis and maps it through ReLU layers to
+  ``output_dim`` features: the MLP encoder (input images [N, H, W, C]) and the
+  projection heads of discriminative methods (input [N, D]).
 
-  Input float32 [N, H, W, C]; output float32 [N, output_dim].
+  Output float32 [N, output_dim].
   """
 
   hidden_sizes: Sequence[int]

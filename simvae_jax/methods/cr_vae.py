@@ -1,0 +1,57 @@
+"""CR-VAE (Sinha & Dieng 2021): ELBOs of the views plus a consistency KL.
+
+The paper's objective for an image x and its transform t(x) is
+``ELBO(x) + ELBO(t(x)) - lambda * KL(q(z|t(x)) || q(z|x))``. Here all J inputs
+are augmentations of one image, none privileged, so the consistency term is the
+mean over ordered pairs (j, k), j != k, of KL(q(z|x^j) || q(z|x^k)); for J = 2
+that is the paper's term averaged over both directions. Loss per image::
+
+    sum_j [ -log p(x^j|z^j) + KL(q(z^j|x^j) || N(0, I)) ] + lambda * consistency
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from simvae_jax.methods.autoencoder import GenerativeMethod, gaussian_kl
+from simvae_jax.methods.vae import standard_normal_kl
+
+
+def pairwise_consistency(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
+  """Mean over ordered view pairs j != k of KL(q_j || q_k): [B, J, D] -> [B].
+
+  Zero when J = 1.
+  """
+  num_views = mean.shape[1]
+  if num_views == 1:
+    return jnp.zeros(mean.shape[0])
+  kl = gaussian_kl(mean[:, :, None], log_variance[:, :, None],
+                   mean[:, None, :], log_variance[:, None, :])        # [B, J, J]
+  return kl.sum(axis=(1, 2)) / (num_views * (num_views - 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class CRVAE(GenerativeMethod):
+  """ELBO of every view plus ``consistency_weight`` x pairwise posterior KL."""
+
+  consistency_weight: float = 1.0
+
+  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
+    out = self.autoencoder.pass_views(params, views, rng)
+    terms = {
+        "reconstruction": out.nll.sum(axis=1).mean(),
+        "kl": standard_normal_kl(out.mean, out.log_variance).sum(axis=1).mean(),
+        "consistency": pairwise_consistency(out.mean, out.log_variance).mean(),
+    }
+    loss = (terms["reconstruction"] + terms["kl"]
+            + self.consistency_weight * terms["consistency"])
+    return loss, terms
+
+
+def build(config, autoencoder) -> CRVAE:
+  if config.cr_vae.consistency_weight < 0:
+    raise ValueError("cr_vae.consistency_weight must be >= 0")
+  return CRVAE(autoencoder, float(config.cr_vae.consistency_weight))

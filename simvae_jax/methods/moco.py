@@ -1,0 +1,82 @@
+"""MoCo v2 (He et al. 2020; Chen et al. 2020): momentum key encoder and a queue
+of negatives, both arrays in the method state, updated inside the jitted step.
+
+For every ordered pair of views (j, k), j != k, the query of view j is scored
+against the key of view k (positive) and the queue (negatives); the loss is the
+mean cross-entropy over pairs. The keys of all B * J views are then enqueued
+(newest first) and the key encoder follows the query encoder by
+``key <- m * key + (1 - m) * query`` after each update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from simvae_jax.methods.discriminative import (DiscriminativeMethod, flatten_views,
+                                               l2_normalize)
+
+_MOMENTUM_PARTS = ("encoder", "head")
+
+
+def contrastive_logits(queries: jax.Array, keys: jax.Array, queue: jax.Array,
+                       temperature: float) -> jax.Array:
+  """Logits [B, J, J, 1 + K]: index 0 is q_j . k_k, the rest q_j . queue."""
+  positive = jnp.einsum("bje,bke->bjk", queries, keys)[..., None]
+  negative = jnp.einsum("bje,qe->bjq", queries, queue)[:, :, None, :]
+  negative = jnp.broadcast_to(negative, (*positive.shape[:3], queue.shape[0]))
+  return jnp.concatenate([positive, negative], axis=-1) / temperature
+
+
+def moco_loss(queries: jax.Array, keys: jax.Array, queue: jax.Array,
+              temperature: float) -> jax.Array:
+  """Mean over ordered view pairs j != k of -log softmax(logits)[positive].
+
+  queries, keys: normalised [B, J, E] (J >= 2); queue: normalised [K, E].
+  """
+  num_views = queries.shape[1]
+  log_prob = jax.nn.log_softmax(
+      contrastive_logits(queries, keys, queue, temperature), axis=-1)[..., 0]
+  pairs = 1.0 - jnp.eye(num_views)
+  return -jnp.sum(log_prob * pairs, axis=(1, 2)).mean() / (num_views * (num_views - 1))
+
+
+def enqueue(queue: jax.Array, keys: jax.Array) -> jax.Array:
+  """Newest keys [N, E] first, oldest entries dropped: [K, E] -> [K, E]."""
+  return jnp.concatenate([keys, queue], axis=0)[:queue.shape[0]]
+
+
+def momentum_update(key_params, query_params, momentum: float):
+  return jax.tree.map(lambda k, q: momentum * k + (1.0 - momentum) * q,
+                      key_params, query_params)
+
+
+@dataclasses.dataclass(frozen=True)
+class MoCo(DiscriminativeMethod):
+  temperature: float = 0.2
+  queue_size: int = 4096
+  momentum: float = 0.99
+
+  def init_state(self, params: dict) -> dict:
+    queue = jax.random.normal(jax.random.PRNGKey(0),
+                              (self.queue_size, self.head.output_dim))
+    return {"key_params": {part: params[part] for part in _MOMENTUM_PARTS},
+            "queue": l2_normalize(queue)}
+
+  def loss(self, params: dict, method_state: dict, views: jax.Array,
+           rng: jax.Array):
+    del rng
+    queries = l2_normalize(self.embed(params, views))
+    keys = jax.lax.stop_gradient(l2_normalize(
+        self.embed(method_state["key_params"], views)))
+    loss = moco_loss(queries, keys, method_state["queue"], self.temperature)
+    new_state = dict(method_state,
+                     queue=enqueue(method_state["queue"], flatten_views(keys)))
+    return loss, ({"info_nce": loss}, new_state)
+
+  def after_update(self, method_state: dict, params: dict) -> dict:
+    query_params = {part: params[part] for part in _MOMENTUM_PARTS}
+    return dict(method_state, key_params=momentum_update(
+        method_state["key_params"], query_params, self.momentum))
