@@ -15,7 +15,7 @@ import json
 import jax
 import numpy as np
 from conftest import tiny_digits_config
-from simvae_jax import sharding, train_step
+from simvae_jax import methods, sharding, train_step
 from simvae_jax.data import pipeline
 from simvae_jax.train import Experiment
 
@@ -23,7 +23,8 @@ assert jax.device_count() == 8, jax.devices()
 config = tiny_digits_config(batch_size=32, num_views=4)
 experiment = Experiment.from_config(config)
 
-def run(devices, steps=3):
+def run(devices, steps=3, experiment=experiment):
+  config = experiment.config
   mesh = sharding.make_mesh(devices)
   state = train_step.init_train_state(experiment.method, experiment.optimizer,
                                       experiment.image_shape, config.seed, mesh)
@@ -44,6 +45,14 @@ losses_8, params_8, shards = run(jax.devices())
 diffs = jax.tree.leaves(jax.tree.map(
     lambda a, b: float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)),
     params_1, params_8))
+per_method = {}
+for name in methods.METHODS:
+  if name == "random":
+    continue
+  method_experiment = Experiment.from_config(
+      tiny_digits_config(method=name, batch_size=32, num_views=3))
+  per_method[name] = [run(jax.devices()[:1], 2, method_experiment)[0],
+                      run(jax.devices(), 2, method_experiment)[0]]
 try:
   sharding.check_batch_size(30, sharding.make_mesh())
   error = None
@@ -51,7 +60,8 @@ except ValueError as exc:
   error = str(exc)
 print("RESULT" + json.dumps(dict(losses_1=losses_1, losses_8=losses_8,
                                  max_param_rel_diff=max(diffs),
-                                 replicated_on=shards, error=error)))
+                                 replicated_on=shards, error=error,
+                                 per_method=per_method)))
 """
 
 
@@ -83,3 +93,10 @@ def test_state_is_replicated_over_all_devices(result):
 
 def test_indivisible_batch_is_a_clear_error(result):
   assert "not divisible" in result["error"] and "8 devices" in result["error"]
+
+
+def test_every_method_is_invariant_to_the_device_count(result):
+  assert set(result["per_method"]) == {"simvae", "vae", "beta_vae", "cr_vae",
+                                       "simclr", "vicreg", "moco"}
+  for name, (one, eight) in result["per_method"].items():
+    assert one == pytest.approx(eight, rel=2e-5), name
