@@ -3,8 +3,8 @@
 python experiments/simvae_mnist_fmnist.py --num_epochs=8 --learning_rate=1e-3
 
 Each (dataset, seed) trains in ``--root/<dataset>_seed<k>`` with the npz source
-from ``--data_dir`` and is evaluated every ``--eval_every_epochs`` epochs; runs
-that already finished are skipped and interrupted ones resume. Then
+from ``--data_dir`` and is evaluated every ``--eval_every_epochs`` epochs; jobs
+that already finished are skipped and interrupted ones resume (``runs.run_job``). Then
 ``experiments/results/simvae_mnist_fmnist.md`` gets mean +/- standard error over
 seeds next to the paper's numbers, and ``simvae_mnist_fmnist.png`` the test
 accuracy against epochs.
@@ -12,19 +12,17 @@ accuracy against epochs.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import time
+import sys
 
 import jax
 import matplotlib.figure
 import numpy as np
 from absl import app, flags, logging
 
-from simvae_jax import outputs, train
-from simvae_jax.base_config import get_mnist_like_config
-from simvae_jax.data import pipeline, sources
+from simvae_jax import runs
+from simvae_jax.paper import DATASET_NAMES, TABLE1
 
 _ROOT = flags.DEFINE_string("root", "runs/simvae_mnist_fmnist", "Run directories.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "../shared/datasets", "Folder of the .npz files.")
@@ -36,54 +34,25 @@ _EPOCHS = flags.DEFINE_integer("num_epochs", 400, "Training epochs (paper: 400).
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate; 0 keeps the config's.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every_epochs", 1, "Evaluate every N epochs (0: only at the end).")
 
-# Paper Table 1 (SPEC §5): MLP probe and kNN top-1 %.
-PAPER = {"mnist": {"mlp_probe_acc": 98.4, "knn_acc": 98.5},
-         "fashion_mnist": {"mlp_probe_acc": 82.1, "knn_acc": 86.5}}
 TARGETS = {"mnist": {"mlp_probe_acc": 98.0, "knn_acc": 98.0},
            "fashion_mnist": {"mlp_probe_acc": 81.5, "knn_acc": 86.0}}
 METRICS = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
-NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def paper(dataset: str) -> dict:
+  mlp_probe, knn = TABLE1["simvae"][dataset]
+  return {"mlp_probe_acc": mlp_probe, "knn_acc": knn}
 
 
 def make_config(dataset: str, seed: int):
-  config = get_mnist_like_config(dataset, _VARIANT.value)
-  config.data.source = "npz"
-  config.data.path = os.path.join(_DATA_DIR.value, f"{dataset}.npz")
+  config = runs.dataset_config(dataset, _VARIANT.value, _DATA_DIR.value)
   config.seed = seed
   config.num_epochs = _EPOCHS.value
   if _LEARNING_RATE.value:
     config.optimizer.learning_rate = _LEARNING_RATE.value
   config.eval.compare_untrained = False
+  config.eval.every_steps = _EVAL_EVERY.value * runs.steps_per_epoch(config)
   return config
-
-
-def run(dataset: str, seed: int) -> tuple[dict, list[dict], float]:
-  """Trains/evaluates one run unless finished; returns (final eval, history, wall s)."""
-  config = make_config(dataset, seed)
-  workdir = os.path.join(_ROOT.value, f"{dataset}_seed{seed}")
-  num_train = len(sources.load_source(config.data, "train"))
-  per_epoch = pipeline.steps_per_epoch(num_train, config.batch_size)
-  config.eval.every_steps = _EVAL_EVERY.value * per_epoch
-  total = train.num_train_steps(config, num_train)
-  eval_path = os.path.join(workdir, "eval.json")
-  timing_path = os.path.join(workdir, "wall_seconds.json")
-  done = os.path.exists(eval_path) and json.load(open(eval_path))["step"] == total
-  if not done:
-    started = time.time()
-    train.train_and_evaluate(config, workdir)
-    spent = json.load(open(timing_path)) if os.path.exists(timing_path) else 0.0
-    with open(timing_path, "w") as file:
-      json.dump(spent + time.time() - started, file)
-  history = outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
-  for entry in history:
-    entry["epoch"] = entry["step"] / per_epoch
-  return json.load(open(eval_path)), history, json.load(open(timing_path))
-
-
-def mean_and_error(values) -> tuple[float, float]:
-  values = np.asarray(values, np.float64)
-  error = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-  return float(values.mean()), float(error)
 
 
 def plot(histories: dict, path: str) -> None:
@@ -96,10 +65,10 @@ def plot(histories: dict, path: str) -> None:
       curves = 100 * np.array([[h["label"][metric] for h in run] for run in runs])
       ax.plot(epochs, curves.mean(0), "-o", color=colour, ms=3,
               label=f"{metric} (mean of {len(runs)} seeds)")
-      if metric in PAPER[dataset]:
-        ax.axhline(PAPER[dataset][metric], color=colour, ls="--", lw=1,
+      if metric in paper(dataset):
+        ax.axhline(paper(dataset)[metric], color=colour, ls="--", lw=1,
                    label=f"paper {metric}, 400 epochs")
-    ax.set(title=NAMES[dataset], xlabel="epoch", ylabel="test accuracy (%)")
+    ax.set(title=DATASET_NAMES[dataset], xlabel="epoch", ylabel="test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   fig.tight_layout()
@@ -110,20 +79,17 @@ def write_report(finals, histories, walls, command: str) -> str:
   config = make_config(_DATASETS.value[0], 0)
   rows = []
   for dataset in _DATASETS.value:
-    cells = []
-    for metric in METRICS:
-      mean, error = mean_and_error([100 * f["label"][metric] for f in finals[dataset]])
-      cells.append(f"{mean:.1f} ± {error:.1f}")
-    paper = PAPER[dataset]
-    met = {m: mean_and_error([100 * f["label"][m] for f in finals[dataset]])[0]
+    cells = [runs.format_mean_error([f["label"][m] for f in finals[dataset]])
+             for m in METRICS]
+    met = {m: 100 * runs.mean_and_error([f["label"][m] for f in finals[dataset]])[0]
            >= TARGETS[dataset][m] for m in TARGETS[dataset]}
-    rows.append(f"| {NAMES[dataset]} | " + " | ".join(cells)
-                + f" | {paper['mlp_probe_acc']} / {paper['knn_acc']}"
+    rows.append(f"| {DATASET_NAMES[dataset]} | " + " | ".join(cells)
+                + f" | {paper(dataset)['mlp_probe_acc']} / {paper(dataset)['knn_acc']}"
                 + f" | MLP {'met' if met['mlp_probe_acc'] else 'not met'} (>= "
                 f"{TARGETS[dataset]['mlp_probe_acc']}), kNN "
                 f"{'met' if met['knn_acc'] else 'not met'} (>= {TARGETS[dataset]['knn_acc']}) |")
   per_run = "\n".join(
-      f"| {NAMES[d]} | {s} | " + " | ".join(f"{100 * f['label'][m]:.2f}" for m in METRICS)
+      f"| {DATASET_NAMES[d]} | {s} | " + " | ".join(f"{100 * f['label'][m]:.2f}" for m in METRICS)
       + f" | {f['label']['knn_k']} | {f['label']['mlp_probe_epoch']} | "
       f"{f['label']['recon_mse']:.4f} | {w / 60:.1f} |"
       for d in _DATASETS.value for s, f, w in zip(_SEEDS.value, finals[d], walls[d]))
@@ -169,13 +135,14 @@ def main(argv):
   finals, histories, walls = {}, {}, {}
   for dataset in _DATASETS.value:
     for seed in map(int, _SEEDS.value):
-      final, history, wall = run(dataset, seed)
+      workdir = os.path.join(_ROOT.value, f"{dataset}_seed{seed}")
+      final, history, wall = runs.run_job(make_config(dataset, seed), workdir)
       finals.setdefault(dataset, []).append(final)
       histories.setdefault(dataset, []).append(history)
       walls.setdefault(dataset, []).append(wall)
   os.makedirs(_RESULTS.value, exist_ok=True)
   plot(histories, os.path.join(_RESULTS.value, "simvae_mnist_fmnist.png"))
-  command = "python " + " ".join(os.sys.argv)
+  command = "python " + " ".join(sys.argv)
   report = write_report(finals, histories, walls, command)
   with open(os.path.join(_RESULTS.value, "simvae_mnist_fmnist.md"), "w") as file:
     file.write(report)

@@ -218,14 +218,16 @@ class Evaluator:
     return results
 
   def save_images(self, params) -> None:
-    """reconstructions.png (originals above reconstructions) and, for
-    generative methods, samples.png."""
+    """reconstructions.png (originals above reconstructions; the arrays in
+    reconstructions.npz) and, for generative methods, samples.png."""
     config, method = self.experiment.config, self.experiment.method
     originals = np.asarray(augment.preprocess(
         self.test_split[0][:config.eval.num_images], config.augment.binarize))
     reconstructions = np.asarray(jax.jit(method.reconstruct)(params, originals))
     outputs.save_image_grid(os.path.join(self.workdir, "reconstructions.png"),
                             [originals, reconstructions])
+    np.savez_compressed(os.path.join(self.workdir, "reconstructions.npz"),
+                        originals=originals, reconstructions=reconstructions)
     if not method.generative:
       return
     samples = jax.jit(method.sample, static_argnums=2)(

@@ -1,0 +1,74 @@
+"""Helpers for experiment scripts that run many (method, dataset, seed) jobs.
+
+A job trains and evaluates in its own workdir; a job whose ``eval.json`` is at
+the final step is skipped, an interrupted one resumes. Wall time spent on a job
+accumulates in ``wall_seconds.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from simvae_jax import outputs, train
+from simvae_jax.base_config import get_digits_config, get_mnist_like_config
+from simvae_jax.data import pipeline, sources
+
+
+def dataset_config(dataset: str, variant: str, data_dir: str):
+  """The config of ``dataset`` reading ``<data_dir>/<dataset>.npz`` (digits:
+  the built-in source)."""
+  if dataset == "digits":
+    return get_digits_config()
+  config = get_mnist_like_config(dataset, variant)
+  config.data.source = "npz"
+  config.data.path = os.path.join(data_dir, f"{dataset}.npz")
+  return config
+
+
+def steps_per_epoch(config) -> int:
+  return pipeline.steps_per_epoch(len(sources.load_source(config.data, "train")),
+                                  config.batch_size)
+
+
+def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
+  """Trains and evaluates unless a finished job with the same config is there.
+
+  Returns (final eval.json, eval history with an ``epoch`` field, wall seconds
+  of the invocations that finished the job).
+  """
+  job_path = os.path.join(workdir, "job.json")
+  resolved = json.loads(config.to_json_best_effort())
+  job = {}
+  if os.path.exists(job_path):
+    with open(job_path) as file:
+      job = json.load(file)
+  if job.get("config") != resolved:
+    started = time.time()
+    train.train_and_evaluate(config, workdir)
+    job = {"config": resolved,
+           "wall_seconds": job.get("wall_seconds", 0.0) + time.time() - started}
+    with open(job_path, "w") as file:
+      json.dump(job, file)
+  per_epoch = steps_per_epoch(config)
+  history = outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
+  for entry in history:
+    entry["epoch"] = entry["step"] / per_epoch
+  with open(os.path.join(workdir, "eval.json")) as file:
+    return json.load(file), history, job["wall_seconds"]
+
+
+def mean_and_error(values) -> tuple[float, float]:
+  """Mean and standard error (ddof=1) of a list; error NaN for one value."""
+  values = np.asarray(values, np.float64)
+  if len(values) < 2:
+    return float(values.mean()), float("nan")
+  return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def format_mean_error(values, scale: float = 100.0, digits: int = 1) -> str:
+  mean, error = mean_and_error([scale * v for v in values])
+  return f"{mean:.{digits}f} ± {error:.{digits}f}"

@@ -1,0 +1,42 @@
+"""Experiment plumbing: jobs are skipped when finished; table1 runs end to end."""
+
+import os
+import subprocess
+import sys
+
+from simvae_jax import runs
+
+from conftest import REPO, tiny_digits_config
+
+
+def test_finished_job_is_skipped_and_changed_config_reruns(tmp_path):
+  workdir = str(tmp_path / "job")
+  config = tiny_digits_config(num_steps=4)
+  final, history, wall = runs.run_job(config, workdir)
+  stamp = os.path.getmtime(os.path.join(workdir, "eval.json"))
+  again, _, wall_again = runs.run_job(tiny_digits_config(num_steps=4), workdir)
+  assert again == final and wall_again == wall
+  assert os.path.getmtime(os.path.join(workdir, "eval.json")) == stamp
+  longer, history, _ = runs.run_job(tiny_digits_config(num_steps=6), workdir)
+  assert longer["step"] == 6 and history[-1]["epoch"] == 6 / (1437 // 32)
+
+
+def test_mean_and_error():
+  mean, error = runs.mean_and_error([1.0, 2.0, 4.0])
+  assert mean == 7 / 3
+  assert abs(error - 1.5275252 / 3 ** 0.5) < 1e-6
+  assert runs.format_mean_error([0.5, 0.7]) == "60.0 ± 10.0"
+
+
+def test_table1_script_on_digits(tmp_path):
+  completed = subprocess.run(
+      [sys.executable, "experiments/table1.py", "--datasets=digits", "--seeds=0",
+       "--methods=random,simclr,simvae", "--num_epochs=1",
+       "--posthoc_decoder_steps=20", f"--root={tmp_path / 'runs'}",
+       f"--results={tmp_path / 'results'}", "--name=table1_digits"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  report = (tmp_path / "results" / "table1_digits.md").read_text()
+  for method in ("random", "simclr", "simvae"):
+    assert f"| {method} |" in report
+  assert (tmp_path / "results" / "table1_digits_reconstructions.png").exists()
