@@ -182,8 +182,9 @@ class Evaluator:
     """Drops history entries after ``step`` (logged by an interrupted run)."""
     self.history = outputs.JsonLinesLog(self.history.path, resume_step=step)
 
-  def evaluate_params(self, params) -> dict:
-    """{"label": metrics} for ``params``: probes, kNN, GMM, reconstruction MSE."""
+  def evaluate_params(self, params, reconstruction: bool = True) -> dict:
+    """{"label": metrics} for ``params``: probes, kNN, GMM and (if
+    ``reconstruction``) the reconstruction MSE."""
     config, method = self.experiment.config, self.experiment.method
     binarize = config.augment.binarize
     (train_x, train_y), (test_x, test_y) = self.train_split, self.test_split
@@ -193,22 +194,27 @@ class Evaluator:
                                                         binarize)
     label = suite.evaluate_task(train_repr, train_y, test_repr, test_y,
                                 config.eval, seed=config.seed)
-    label["recon_mse"] = representations.reconstruction_mse(method, params, test_x,
-                                                            binarize)
+    if reconstruction:
+      label["recon_mse"] = representations.reconstruction_mse(method, params,
+                                                              test_x, binarize)
     return {"label": label}
 
-  def __call__(self, params, step: int) -> dict:
+  def __call__(self, params, step: int, final: bool = False) -> dict:
+    """Evaluates; discriminative methods have a reconstruction error only in the
+    final evaluation, after their post-hoc decoder is trained."""
     config = self.experiment.config
-    results = {"step": int(step), **self.evaluate_params(params)}
+    with_decoder = final or self.experiment.method.generative
+    results = {"step": int(step), **self.evaluate_params(params, with_decoder)}
     rows = [[f"{config.method} (step {step})"]
-            + [results["label"][c] for c in _TABLE_COLUMNS]]
+            + [results["label"].get(c, "-") for c in _TABLE_COLUMNS]]
     if config.eval.compare_untrained:
       if self._untrained is None:
         self._untrained = self.evaluate_params(
-            self.experiment.init_state(seed=config.seed).params)
+            self.experiment.init_state(seed=config.seed).params,
+            self.experiment.method.generative)
       results["untrained_encoder"] = self._untrained
       rows.append(["untrained encoder"]
-                  + [self._untrained["label"][c] for c in _TABLE_COLUMNS])
+                  + [self._untrained["label"].get(c, "-") for c in _TABLE_COLUMNS])
     with open(os.path.join(self.workdir, "eval.json"), "w") as file:
       json.dump(results, file, indent=2)
     self.history.write(step, {k: v for k, v in results.items() if k != "step"})
@@ -255,7 +261,7 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
     params, decoder_mse = posthoc_decoder.train_posthoc_decoder(experiment, params)
     print(f"post-hoc decoder: final training MSE {decoder_mse:.4f}")
   evaluator.save_images(params)
-  results = evaluator(params, int(state.step))
+  results = evaluator(params, int(state.step), final=True)
   print(f"\nOutputs in {os.path.abspath(workdir)}: config.json, metrics.jsonl, "
         f"checkpoints/, reconstructions.png, samples.png, eval.json, "
         f"eval_history.jsonl ({time.time() - started:.0f}s)")

@@ -40,3 +40,14 @@ def test_random_encoder_is_evaluated_untrained(workdir):
   assert os.path.exists(os.path.join(workdir, "reconstructions.png"))
   assert not os.path.exists(os.path.join(workdir, "samples.png"))
   assert results["label"]["recon_mse"] > 0
+
+
+def test_discriminative_reconstruction_error_only_after_decoder_training(workdir):
+  config = tiny_digits_config(method="vicreg", num_steps=8,
+                              **{"eval.every_steps": 4, "posthoc_decoder.num_steps": 20,
+                                 "eval.compare_untrained": False})
+  train.train_and_evaluate(config, workdir)
+  history = outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
+  assert [h["step"] for h in history] == [4, 8]
+  assert "recon_mse" not in history[0]["label"]
+  assert history[1]["label"]["recon_mse"] > 0
