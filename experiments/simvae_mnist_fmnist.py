@@ -58,13 +58,14 @@ def make_config(dataset: str, seed: int):
 def plot(histories: dict, path: str) -> None:
   fig = matplotlib.figure.Figure(figsize=(5.5 * len(histories), 4))
   axes = fig.subplots(1, len(histories))
-  for ax, (dataset, runs) in zip(np.atleast_1d(axes), histories.items()):
-    epochs = [h["epoch"] for h in runs[0]]
+  for ax, (dataset, seed_histories) in zip(np.atleast_1d(axes), histories.items()):
+    epochs = [h["epoch"] for h in seed_histories[0]]
     for metric, colour in (("mlp_probe_acc", "C0"), ("knn_acc", "C1"),
                            ("linear_probe_acc", "C2")):
-      curves = 100 * np.array([[h["label"][metric] for h in run] for run in runs])
+      curves = 100 * np.array([[h["label"][metric] for h in history]
+                               for history in seed_histories])
       ax.plot(epochs, curves.mean(0), "-o", color=colour, ms=3,
-              label=f"{metric} (mean of {len(runs)} seeds)")
+              label=f"{metric} (mean of {len(seed_histories)} seeds)")
       if metric in paper(dataset):
         ax.axhline(paper(dataset)[metric], color=colour, ls="--", lw=1,
                    label=f"paper {metric}, 400 epochs")
@@ -75,7 +76,7 @@ def plot(histories: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def write_report(finals, histories, walls, command: str) -> str:
+def write_report(finals, walls, command: str) -> str:
   config = make_config(_DATASETS.value[0], 0)
   rows = []
   for dataset in _DATASETS.value:
@@ -143,7 +144,7 @@ def main(argv):
   os.makedirs(_RESULTS.value, exist_ok=True)
   plot(histories, os.path.join(_RESULTS.value, "simvae_mnist_fmnist.png"))
   command = "python " + " ".join(sys.argv)
-  report = write_report(finals, histories, walls, command)
+  report = write_report(finals, walls, command)
   with open(os.path.join(_RESULTS.value, "simvae_mnist_fmnist.md"), "w") as file:
     file.write(report)
   print(report)

@@ -39,6 +39,11 @@ def _cross_entropy(probe, params, x, y):
   return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
+# One optimizer object per learning rate: it is a static argument of the jitted
+# epoch, so a fresh object per call would recompile every evaluation.
+_adam = functools.lru_cache(maxsize=None)(optax.adam)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _train_epoch(probe, optimizer, batch_size, params, opt_state, rng, x, y):
   """One epoch over a fresh permutation of (x [N, d], y [N]); drops the remainder."""
@@ -90,7 +95,7 @@ def train_probe(train_repr, train_y, test_repr, test_y, *, hidden: int = 0,
   batch_size = min(batch_size, len(fit))
 
   probe = Probe(num_classes, hidden)
-  optimizer = optax.adam(learning_rate)
+  optimizer = _adam(learning_rate)
   init_rng, rng = jax.random.split(jax.random.PRNGKey(seed))
   params = probe.init(init_rng, fit_x[:1])["params"]
   opt_state = optimizer.init(params)
