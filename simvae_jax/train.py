@@ -1,7 +1,8 @@
 """Training and evaluation of one run: ``train_and_evaluate(config, workdir)``.
 
 Outputs in ``workdir`` (a stable contract): ``config.json``, ``metrics.jsonl``,
-``checkpoints/``, ``reconstructions.png``, ``samples.png`` and ``eval.json``.
+``checkpoints/``, ``reconstructions.png``, ``samples.png`` (generative methods
+only) and ``eval.json``.
 Re-running with the same workdir resumes from the latest checkpoint.
 """
 
@@ -262,7 +263,8 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
     print(f"post-hoc decoder: final training MSE {decoder_mse:.4f}")
   evaluator.save_images(params)
   results = evaluator(params, int(state.step), final=True)
+  samples = "samples.png, " if experiment.method.generative else ""
   print(f"\nOutputs in {os.path.abspath(workdir)}: config.json, metrics.jsonl, "
-        f"checkpoints/, reconstructions.png, samples.png, eval.json, "
+        f"checkpoints/, reconstructions.png, {samples}eval.json, "
         f"eval_history.jsonl ({time.time() - started:.0f}s)")
   return results
