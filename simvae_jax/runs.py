@@ -1,8 +1,9 @@
 """Helpers for experiment scripts that run many (method, dataset, seed) jobs.
 
-A job trains and evaluates in its own workdir; a job whose ``eval.json`` is at
-the final step is skipped, an interrupted one resumes. Wall time spent on a job
-accumulates in ``wall_seconds.json``.
+A job trains and evaluates in its own workdir. A finished job leaves
+``job.json`` (its resolved config and the wall seconds spent on it); running it
+again with the same config is skipped, and an interrupted job resumes from its
+latest checkpoint.
 """
 
 from __future__ import annotations
