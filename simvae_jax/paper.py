@@ -1,5 +1,7 @@
 """The paper's reported numbers (SPEC §5, Table 1): top-1 %, MLP probe and kNN."""
 
+import numpy as np
+
 TABLE1 = {
     # method: {dataset: (MLP probe, kNN)}
     "random": {"mnist": (38.1, 46.1), "fashion_mnist": (49.8, 66.5),
@@ -22,3 +24,27 @@ TABLE1 = {
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
                  "celeb_a": "CelebA", "cifar10": "CIFAR-10", "digits": "digits"}
+
+
+def gaps_over(finals: dict, threshold: float = 1.0) -> list[str]:
+  """Where our mean MLP-probe or kNN accuracy differs from Table 1 by more than
+  ``threshold`` points.
+
+  Args:
+    finals: method -> dataset -> list (one per seed) of ``eval.json`` dicts,
+      whose ``label`` holds ``mlp_probe_acc`` and ``knn_acc`` as fractions.
+  Returns:
+    One markdown bullet per such (method, dataset, metric), in ``finals`` order.
+  """
+  gaps = []
+  for method, per_dataset in finals.items():
+    for dataset, results in per_dataset.items():
+      reported = TABLE1.get(method, {}).get(dataset)
+      if reported is None:
+        continue
+      for name, metric, theirs in zip(("MP", "KNN"), ("mlp_probe_acc", "knn_acc"), reported):
+        ours = 100 * float(np.mean([r["label"][metric] for r in results]))
+        if abs(ours - theirs) > threshold:
+          gaps.append(f"- {method}, {DATASET_NAMES[dataset]} {name}: {ours:.1f} vs the "
+                      f"paper's {theirs} ({ours - theirs:+.1f})")
+  return gaps

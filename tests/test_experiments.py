@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from simvae_jax import runs
+from simvae_jax import paper, runs
 
 from conftest import REPO, tiny_digits_config
 
@@ -40,3 +40,14 @@ def test_table1_script_on_digits(tmp_path):
   for method in ("random", "simclr", "simvae"):
     assert f"| {method} |" in report
   assert (tmp_path / "results" / "table1_digits_reconstructions.png").exists()
+
+
+def test_gaps_over_lists_only_means_beyond_the_threshold():
+  def seeds(mlp, knn):
+    return [{"label": {"mlp_probe_acc": a, "knn_acc": b}} for a, b in zip(mlp, knn)]
+  finals = {"simvae": {"mnist": seeds([0.984, 0.982], [0.970, 0.972]),  # paper 98.4 / 98.5
+                       "digits": seeds([0.5], [0.5])},                  # not in the paper
+            "random": {"fashion_mnist": seeds([0.60], [0.665])}}        # paper 49.8 / 66.5
+  assert paper.gaps_over(finals) == [
+      "- simvae, MNIST KNN: 97.1 vs the paper's 98.5 (-1.4)",
+      "- random, Fashion-MNIST MP: 60.0 vs the paper's 49.8 (+10.2)"]
