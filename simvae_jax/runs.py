@@ -71,5 +71,8 @@ def mean_and_error(values) -> tuple[float, float]:
 
 
 def format_mean_error(values, scale: float = 100.0, digits: int = 1) -> str:
+  """"mean ± s.e." of ``scale * values``; just the mean for a single value."""
   mean, error = mean_and_error([scale * v for v in values])
+  if len(values) < 2:
+    return f"{mean:.{digits}f}"
   return f"{mean:.{digits}f} ± {error:.{digits}f}"

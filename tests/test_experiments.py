@@ -26,6 +26,7 @@ def test_mean_and_error():
   assert mean == 7 / 3
   assert abs(error - 1.5275252 / 3 ** 0.5) < 1e-6
   assert runs.format_mean_error([0.5, 0.7]) == "60.0 ± 10.0"
+  assert runs.format_mean_error([0.5]) == "50.0"
 
 
 def test_table1_script_on_digits(tmp_path):
