@@ -1,7 +1,8 @@
 """Paper Table 1 for MNIST and Fashion-MNIST: every method x dataset x seed.
 
-python experiments/table1.py --num_epochs=2 --num_views=2      # CPU schedule
-python experiments/table1.py --num_epochs=400                  # paper schedule (GPU)
+python experiments/table1.py --num_epochs=3 --num_views=4 --learning_rate=1e-3 \
+    --notes=experiments/results/table1_mnist_fmnist_notes.md      # CPU schedule
+python experiments/table1.py --num_epochs=400                      # paper schedule (GPU)
 
 Every method uses the same config (augmentations, batch, J, representation
 size, encoder and decoder) except its own hyperparameters, which the results
@@ -38,6 +39,8 @@ _VIEWS = flags.DEFINE_integer("num_views", 0, "J; 0 keeps the config's (paper: 1
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate; 0 keeps the config's.")
 _NAME = flags.DEFINE_string("name", "table1_mnist_fmnist", "Results file name (.md).")
 _DECODER_STEPS = flags.DEFINE_integer("posthoc_decoder_steps", 0, "0 keeps the config's.")
+_NOTES = flags.DEFINE_string("notes", "", "Markdown file appended to the report (the "
+                             "discussion of the numbers), so that it survives regeneration.")
 
 METRICS = ("mlp_probe_acc", "knn_acc", "linear_probe_acc", "gmm_acc")
 # Config sections holding each method's own hyperparameters.
@@ -157,6 +160,9 @@ def main(argv):
   os.makedirs(_RESULTS.value, exist_ok=True)
   reconstruction_figure(os.path.join(_RESULTS.value, f"{_NAME.value}_reconstructions.png"))
   report = write_report(finals, walls, "python " + " ".join(sys.argv))
+  if _NOTES.value:
+    with open(_NOTES.value) as file:
+      report += "\n" + file.read()
   with open(os.path.join(_RESULTS.value, f"{_NAME.value}.md"), "w") as file:
     file.write(report)
   print(report)

@@ -30,16 +30,19 @@ def test_mean_and_error():
 
 
 def test_table1_script_on_digits(tmp_path):
+  notes = tmp_path / "notes.md"
+  notes.write_text("## Discussion\nhand-written\n")
   completed = subprocess.run(
       [sys.executable, "experiments/table1.py", "--datasets=digits", "--seeds=0",
        "--methods=random,simclr,simvae", "--num_epochs=1",
        "--posthoc_decoder_steps=20", f"--root={tmp_path / 'runs'}",
-       f"--results={tmp_path / 'results'}", "--name=table1_digits"],
+       f"--results={tmp_path / 'results'}", "--name=table1_digits", f"--notes={notes}"],
       cwd=REPO, capture_output=True, text=True, timeout=600)
   assert completed.returncode == 0, completed.stderr[-3000:]
   report = (tmp_path / "results" / "table1_digits.md").read_text()
   for method in ("random", "simclr", "simvae"):
     assert f"| {method} |" in report
+  assert report.endswith("## Discussion\nhand-written\n")
   assert (tmp_path / "results" / "table1_digits_reconstructions.png").exists()
 
 
