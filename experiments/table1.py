@@ -64,7 +64,8 @@ def make_config(method: str, dataset: str, seed: int):
 def reconstruction_figure(path: str) -> None:
   """Rows: test images, then each method's reconstructions (seed 0)."""
   datasets = _DATASETS.value
-  fig = matplotlib.figure.Figure(figsize=(8, 0.9 * (len(_METHODS.value) + 1) * len(datasets)))
+  fig = matplotlib.figure.Figure(figsize=(8, 0.9 * (len(_METHODS.value) + 1) * len(datasets)),
+                                 layout="constrained")
   axes = np.atleast_1d(fig.subplots(len(datasets), 1))
   for ax, dataset in zip(axes, datasets):
     workdir = lambda m: os.path.join(_ROOT.value, m, f"{dataset}_seed{_SEEDS.value[0]}")
@@ -76,7 +77,6 @@ def reconstruction_figure(path: str) -> None:
                   ["test images", *_METHODS.value], fontsize=7)
     ax.set_xticks([])
     ax.set_title(DATASET_NAMES[dataset])
-  fig.tight_layout()
   fig.savefig(path, dpi=120)
 
 

@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from simvae_jax.base_config import get_base_config
+from simvae_jax.base_config import get_digits_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -21,17 +21,14 @@ def shared_dataset(name: str) -> str:
 
 
 def tiny_digits_config(**overrides):
-  """SimVAE on the built-in digits with a small MLP, for fast tests."""
-  config = get_base_config()
-  config.data.source = "digits"
-  config.data.name = "digits"
+  """The digits config shrunk to a small MLP and a few steps, for fast tests."""
+  config = get_digits_config()
   config.num_views = 3
   config.batch_size = 32
   config.num_steps = 8
   config.model.encoder_hidden = (64,)
   config.model.decoder_hidden = (64,)
   config.model.latent_dim = 4
-  config.optimizer.learning_rate = 1e-3
   config.log_every = 2
   config.checkpoint_every = 4
   config.eval.knn_ks = (1, 3, 5)
