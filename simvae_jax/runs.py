@@ -35,14 +35,35 @@ def steps_per_epoch(config) -> int:
                                   config.batch_size)
 
 
+# Config fields a job may change and still continue from its checkpoint.
+RESUMABLE_CHANGES = ("num_epochs", "num_steps")
+
+
+def check_resumable(previous: dict, resolved: dict, workdir: str) -> None:
+  """Raises unless ``resolved`` differs from the config ``previous`` of the run
+  in ``workdir`` only in ``RESUMABLE_CHANGES`` (a longer or shorter schedule)."""
+  changed = sorted(key for key in previous.keys() | resolved.keys()
+                   if key not in RESUMABLE_CHANGES and previous.get(key) != resolved.get(key))
+  if changed:
+    raise ValueError(f"{workdir} holds a run with a different config ({', '.join(changed)}); "
+                     "its checkpoint cannot continue under the new one. Use another "
+                     "directory (e.g. --root) or delete this one.")
+
+
 def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
   """Trains and evaluates unless a finished job with the same config is there.
 
-  Returns (final eval.json, eval history with an ``epoch`` field, wall seconds
-  of the invocations that finished the job).
+  A job whose config changed only in its length (``RESUMABLE_CHANGES``) continues
+  from its checkpoint; any other change raises. Returns (final eval.json, eval
+  history with an ``epoch`` field, wall seconds of the invocations that finished
+  the job).
   """
   job_path = os.path.join(workdir, "job.json")
   resolved = json.loads(config.to_json_best_effort())
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.exists(config_path):
+    with open(config_path) as file:
+      check_resumable(json.load(file), resolved, workdir)
   job = {}
   if os.path.exists(job_path):
     with open(job_path) as file:

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from simvae_jax import paper, runs
 
 from conftest import REPO, tiny_digits_config
@@ -19,6 +21,8 @@ def test_finished_job_is_skipped_and_changed_config_reruns(tmp_path):
   assert os.path.getmtime(os.path.join(workdir, "eval.json")) == stamp
   longer, history, _ = runs.run_job(tiny_digits_config(num_steps=6), workdir)
   assert longer["step"] == 6 and history[-1]["epoch"] == 6 / (1437 // 32)
+  with pytest.raises(ValueError, match="num_views"):
+    runs.run_job(tiny_digits_config(num_steps=8, num_views=2), workdir)
 
 
 def test_mean_and_error():
