@@ -21,24 +21,19 @@ from simvae_jax.methods.discriminative import (DiscriminativeMethod, flatten_vie
 _MOMENTUM_PARTS = ("encoder", "head")
 
 
-def contrastive_logits(queries: jax.Array, keys: jax.Array, queue: jax.Array,
-                       temperature: float) -> jax.Array:
-  """Logits [B, J, J, 1 + K]: index 0 is q_j . k_k, the rest q_j . queue."""
-  positive = jnp.einsum("bje,bke->bjk", queries, keys)[..., None]
-  negative = jnp.einsum("bje,qe->bjq", queries, queue)[:, :, None, :]
-  negative = jnp.broadcast_to(negative, (*positive.shape[:3], queue.shape[0]))
-  return jnp.concatenate([positive, negative], axis=-1) / temperature
-
-
 def moco_loss(queries: jax.Array, keys: jax.Array, queue: jax.Array,
               temperature: float) -> jax.Array:
-  """Mean over ordered view pairs j != k of -log softmax(logits)[positive].
+  """Mean over ordered view pairs j != k of -log softmax(logits)[positive], the
+  logits of query j being q_j . k_k (positive) and q_j . queue (negatives).
 
-  queries, keys: normalised [B, J, E] (J >= 2); queue: normalised [K, E].
+  queries, keys: normalised [B, J, E] (J >= 2); queue: normalised [K, E]. The
+  negatives do not depend on k, so their log-sum-exp is taken once per query.
   """
   num_views = queries.shape[1]
-  log_prob = jax.nn.log_softmax(
-      contrastive_logits(queries, keys, queue, temperature), axis=-1)[..., 0]
+  positive = jnp.einsum("bje,bke->bjk", queries, keys) / temperature     # [B, J, J]
+  negatives = jax.nn.logsumexp(
+      jnp.einsum("bje,qe->bjq", queries, queue) / temperature, axis=-1)  # [B, J]
+  log_prob = positive - jnp.logaddexp(positive, negatives[:, :, None])
   pairs = 1.0 - jnp.eye(num_views)
   return -jnp.sum(log_prob * pairs, axis=(1, 2)).mean() / (num_views * (num_views - 1))
 
