@@ -56,17 +56,18 @@ class DiscriminativeMethod(StatelessMethod):
     embeddings = self.head.apply({"params": params["head"]}, representations)
     return embeddings.reshape(*views.shape[:2], -1)
 
-  def reconstruct(self, params: dict, images: jax.Array) -> jax.Array:
-    """The post-hoc decoder's output for frozen representations, in [0, 1]."""
+  def decode_frozen(self, params: dict, images: jax.Array) -> jax.Array:
+    """The post-hoc decoder on stop-gradient representations: [N, H, W, C] -> same."""
     representations = jax.lax.stop_gradient(self.represent(params, images))
-    outputs = self.decoder.apply({"params": params["decoder"]}, representations)
-    return jnp.clip(outputs, 0.0, 1.0)
+    return self.decoder.apply({"params": params["decoder"]}, representations)
+
+  def reconstruct(self, params: dict, images: jax.Array) -> jax.Array:
+    """The post-hoc decoder's output, clipped to [0, 1]."""
+    return jnp.clip(self.decode_frozen(params, images), 0.0, 1.0)
 
   def decoder_loss(self, params: dict, images: jax.Array) -> jax.Array:
-    """Per-pixel MSE of the decoder on frozen representations of images."""
-    representations = jax.lax.stop_gradient(self.represent(params, images))
-    outputs = self.decoder.apply({"params": params["decoder"]}, representations)
-    return jnp.mean(jnp.square(outputs - images))
+    """Per-pixel MSE of the post-hoc decoder on images [N, H, W, C]."""
+    return jnp.mean(jnp.square(self.decode_frozen(params, images) - images))
 
 
 @dataclasses.dataclass(frozen=True)
