@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from simvae_jax import sharding, train_step
+from simvae_jax import sharding
 from simvae_jax.train import Experiment
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
@@ -40,15 +40,13 @@ def step_flops(compiled) -> float:
 
 def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) -> dict:
   experiment = Experiment.from_config(config)
-  state = experiment.init_state()
+  state = experiment.initial_state()
   images = np.stack([experiment.train_source[i]["image"]
                      for i in range(config.batch_size)])
   batch = sharding.to_global_batch(
       {"image": images, "label": np.zeros(config.batch_size, np.int32)},
       experiment.mesh)
-  step_fn = train_step.compile_train_step(experiment.method, experiment.optimizer,
-                                          config.num_views, config.augment,
-                                          experiment.mesh)
+  step_fn = experiment.compile_step()
   started = time.perf_counter()
   compiled = step_fn.lower(state, batch).compile()
   compile_s = time.perf_counter() - started

@@ -51,7 +51,7 @@ def make_config(dataset: str, seed: int):
   if _LEARNING_RATE.value:
     config.optimizer.learning_rate = _LEARNING_RATE.value
   config.eval.compare_untrained = False
-  config.eval.every_steps = _EVAL_EVERY.value * runs.steps_per_epoch(config)
+  config.eval.every_steps = _EVAL_EVERY.value * runs.epoch_length(config)
   return config
 
 

@@ -104,7 +104,7 @@ def write_report(finals: dict, walls: dict, command: str) -> str:
                     for m in _METHODS.value if m in METHOD_SECTIONS)
   total_wall = sum(sum(w) for per_dataset in walls.values() for w in per_dataset.values())
   names = " and ".join(DATASET_NAMES[d] for d in _DATASETS.value)
-  encoder = "-".join(map(str, config.model.encoder_hidden))
+  encoder = "-".join(map(str, config.model.encoders.mlp.hidden_sizes))
   return f"""# Table 1 on {names} ({_EPOCHS.value}-epoch schedule)
 
 Top-1 test accuracy (%) of frozen representations, mean ± standard error over

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import jax
 import orbax.checkpoint as ocp
 
 from simvae_jax.train_state import TrainState
@@ -34,11 +33,10 @@ class Checkpointer:
         args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                 data=ocp.args.JsonSave(data_state)))
 
-  def restore(self, template: TrainState, step: int | None = None):
-    """Restores (state, data_state) at ``step`` (default latest), with the
-    shapes, dtypes and shardings of ``template``."""
+  def restore(self, abstract: TrainState, step: int | None = None):
+    """Restores (state, data_state) at ``step`` (default latest) with the shapes,
+    dtypes and shardings of ``abstract`` (``jax.ShapeDtypeStruct`` leaves)."""
     step = self.latest_step() if step is None else step
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     restored = self._manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                       data=ocp.args.JsonRestore()))

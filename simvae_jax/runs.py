@@ -30,7 +30,8 @@ def dataset_config(dataset: str, variant: str, data_dir: str):
   return config
 
 
-def steps_per_epoch(config) -> int:
+def epoch_length(config) -> int:
+  """Training steps per epoch of ``config``'s data."""
   return pipeline.steps_per_epoch(len(sources.load_source(config.data, "train")),
                                   config.batch_size)
 
@@ -75,7 +76,7 @@ def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
            "wall_seconds": job.get("wall_seconds", 0.0) + time.time() - started}
     with open(job_path, "w") as file:
       json.dump(job, file)
-  per_epoch = steps_per_epoch(config)
+  per_epoch = epoch_length(config)
   history = outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
   for entry in history:
     entry["epoch"] = entry["step"] / per_epoch

@@ -17,11 +17,12 @@ import jax
 import numpy as np
 import tqdm
 
-from simvae_jax import (checkpointing, methods, outputs, posthoc_decoder, sharding,
-                        train_step)
+from simvae_jax import (checkpointing, methods, models, optimizers, outputs,
+                        posthoc_decoder, seeding, sharding, train_step)
 from simvae_jax.data import augment, pipeline, sources
 from simvae_jax.evaluation import representations, suite
-from simvae_jax.train_state import TrainState, make_optimizer
+from simvae_jax.train_state import (TrainState, abstract_train_state,
+                                    init_train_state)
 
 
 # ----------------------------------------------------------------------------
@@ -39,15 +40,15 @@ def validate_config(config) -> None:
   if config.log_every < 1:
     raise ValueError(f"log_every must be >= 1, got {config.log_every}")
   augment.validate_config(config.augment)
+  optimizers.validate_config(config.optimizer)
 
 
 def num_train_steps(config, num_examples: int) -> int:
   """``num_steps`` if positive, else ``num_epochs`` full epochs of batches."""
   if config.num_steps > 0:
     return int(config.num_steps)
-  per_epoch = pipeline.steps_per_epoch(num_examples, config.batch_size,
-                                       jax.process_count())
-  return int(config.num_epochs * per_epoch)
+  return int(config.num_epochs * pipeline.steps_per_epoch(
+      num_examples, config.batch_size, jax.process_count()))
 
 
 @dataclasses.dataclass
@@ -60,6 +61,8 @@ class Experiment:
   image_shape: tuple
   method: object
   optimizer: object
+  schedule: object
+  total_steps: int     # training steps of the run (0 for the random encoder)
 
   @classmethod
   def from_config(cls, config) -> "Experiment":
@@ -68,14 +71,41 @@ class Experiment:
     sharding.check_batch_size(config.batch_size, mesh)
     train_source = sources.load_source(config.data, "train")
     image_shape = tuple(np.shape(train_source[0]["image"]))
+    augment.check_image_shape(config.augment, image_shape)
     method = methods.make_method(config, image_shape)
-    return cls(config, mesh, train_source, image_shape, method,
-               make_optimizer(config.optimizer))
+    total_steps = (num_train_steps(config, len(train_source))
+                   if method.trainable else 0)
+    optimizer, schedule = optimizers.make_optimizer(
+        config.optimizer, total_steps,
+        pipeline.steps_per_epoch(len(train_source), config.batch_size,
+                                 jax.process_count()))
+    return cls(config, mesh, train_source, image_shape, method, optimizer,
+               schedule, total_steps)
 
-  def init_state(self, seed: int | None = None) -> TrainState:
+  def initial_state(self, seed: int | None = None) -> TrainState:
+    """The state at step 0 of run ``seed`` (default: the config's)."""
     seed = self.config.seed if seed is None else seed
-    return train_step.init_train_state(self.method, self.optimizer,
-                                       self.image_shape, seed, self.mesh)
+    return init_train_state(self.method, self.optimizer, self.image_shape, seed,
+                            self.mesh)
+
+  def abstract_state(self) -> TrainState:
+    """Shapes, dtypes and shardings of the state (checkpoint restore template)."""
+    return abstract_train_state(self.method, self.optimizer, self.image_shape,
+                                self.config.seed, self.mesh)
+
+  def compile_step(self, mesh: jax.sharding.Mesh | None = None):
+    """The jitted train step over ``mesh`` (default: the experiment's)."""
+    return train_step.compile_train_step(
+        self.method, self.optimizer, self.schedule, self.config.num_views,
+        self.config.augment, self.mesh if mesh is None else mesh)
+
+  def parameter_counts(self) -> dict:
+    """{"encoder <name>": count, ...} for each network of the method."""
+    params = self.abstract_state().params
+    names = {"encoder": self.config.model.encoder,
+             "decoder": self.config.model.decoder, "head": "mlp"}
+    return {f"{part} {names[part]}": models.count_parameters(params[part])
+            for part in params}
 
   def checkpointer(self, workdir: str) -> checkpointing.Checkpointer:
     return checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
@@ -102,26 +132,23 @@ def _check_finite(step: int, metrics: dict) -> None:
 def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
   """Trains (resuming from the latest checkpoint in workdir) and returns the
   final state; checkpoints every ``checkpoint_every`` steps and at the end, and
-  calls ``evaluator(params, step)`` every ``eval.every_steps`` steps (if > 0)
-  before the last."""
+  calls ``evaluator(params, model_state, step)`` every ``eval.every_steps``
+  steps (if > 0) before the last."""
   config = experiment.config
   dataset = pipeline.make_train_dataset(experiment.train_source, config.batch_size,
                                         seed=config.seed)
   iterator = pipeline.make_train_iterator(dataset)
-  state = experiment.init_state()
   checkpointer = experiment.checkpointer(workdir)
   if checkpointer.latest_step() is not None:
-    state, data_state = checkpointer.restore(state)
+    state, data_state = checkpointer.restore(experiment.abstract_state())
     iterator.set_state(data_state)
-  start = int(state.step)
-  total = (num_train_steps(config, len(experiment.train_source))
-           if experiment.method.trainable else 0)
+  else:
+    state = experiment.initial_state()
+  start, total = int(state.step), experiment.total_steps
   log = outputs.JsonLinesLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
   if evaluator is not None:
     evaluator.resume(start)
-  step_fn = train_step.compile_train_step(experiment.method, experiment.optimizer,
-                                          config.num_views, config.augment,
-                                          experiment.mesh)
+  step_fn = experiment.compile_step()
   rows = config.batch_size * config.num_views
   eval_every = config.eval.every_steps if evaluator is not None else 0
   with tqdm.tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
@@ -137,7 +164,7 @@ def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
       if step % checkpointer.every == 0 or step == total:
         checkpointer.save(step, state, iterator.get_state(), force=step == total)
       if eval_every and step % eval_every == 0 and step < total:
-        evaluator(state.params, step)
+        evaluator(state.params, state.model_state, step)
       bar.update()
   if checkpointer.latest_step() is None:   # nothing to train (random encoder)
     checkpointer.save(total, state, iterator.get_state(), force=True)
@@ -153,7 +180,7 @@ def restore_latest(experiment: Experiment, workdir: str) -> TrainState:
   checkpointer = experiment.checkpointer(workdir)
   if checkpointer.latest_step() is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
-  state, _ = checkpointer.restore(experiment.init_state())
+  state, _ = checkpointer.restore(experiment.abstract_state())
   checkpointer.close()
   return state
 
@@ -183,35 +210,35 @@ class Evaluator:
     """Drops history entries after ``step`` (logged by an interrupted run)."""
     self.history = outputs.JsonLinesLog(self.history.path, resume_step=step)
 
-  def evaluate_params(self, params, reconstruction: bool = True) -> dict:
-    """{"label": metrics} for ``params``: probes, kNN, GMM and (if
-    ``reconstruction``) the reconstruction MSE."""
+  def evaluate_params(self, params, model_state, reconstruction: bool = True) -> dict:
+    """{"label": metrics} of the networks (inference mode): probes, kNN, GMM and
+    (if ``reconstruction``) the reconstruction MSE."""
     config, method = self.experiment.config, self.experiment.method
     binarize = config.augment.binarize
     (train_x, train_y), (test_x, test_y) = self.train_split, self.test_split
-    train_repr = representations.compute_representations(method, params, train_x,
-                                                         binarize)
-    test_repr = representations.compute_representations(method, params, test_x,
-                                                        binarize)
-    label = suite.evaluate_task(train_repr, train_y, test_repr, test_y,
-                                config.eval, seed=config.seed)
+    represent = lambda images: representations.compute_representations(
+        method, params, model_state, images, binarize)
+    label = suite.evaluate_task(represent(train_x), train_y, represent(test_x),
+                                test_y, config.eval, seed=config.seed)
     if reconstruction:
-      label["recon_mse"] = representations.reconstruction_mse(method, params,
-                                                              test_x, binarize)
+      label["recon_mse"] = representations.reconstruction_mse(
+          method, params, model_state, test_x, binarize)
     return {"label": label}
 
-  def __call__(self, params, step: int, final: bool = False) -> dict:
+  def __call__(self, params, model_state, step: int, final: bool = False) -> dict:
     """Evaluates; discriminative methods have a reconstruction error only in the
     final evaluation, after their post-hoc decoder is trained."""
     config = self.experiment.config
     with_decoder = final or self.experiment.method.generative
-    results = {"step": int(step), **self.evaluate_params(params, with_decoder)}
+    results = {"step": int(step),
+               **self.evaluate_params(params, model_state, with_decoder)}
     rows = [[f"{config.method} (step {step})"]
             + [results["label"].get(c, "-") for c in _TABLE_COLUMNS]]
     if config.eval.compare_untrained:
       if self._untrained is None:
+        untrained = self.experiment.initial_state()
         self._untrained = self.evaluate_params(
-            self.experiment.init_state(seed=config.seed).params,
+            untrained.params, untrained.model_state,
             self.experiment.method.generative)
       results["untrained_encoder"] = self._untrained
       rows.append(["untrained encoder"]
@@ -224,21 +251,22 @@ class Evaluator:
     print(outputs.format_table(["representation", *_TABLE_COLUMNS], rows), flush=True)
     return results
 
-  def save_images(self, params) -> None:
+  def save_images(self, params, model_state) -> None:
     """reconstructions.png (originals above reconstructions; the arrays in
     reconstructions.npz) and, for generative methods, samples.png."""
     config, method = self.experiment.config, self.experiment.method
     originals = np.asarray(augment.preprocess(
         self.test_split[0][:config.eval.num_images], config.augment.binarize))
-    reconstructions = np.asarray(jax.jit(method.reconstruct)(params, originals))
+    reconstructions = np.asarray(jax.jit(method.reconstruct)(params, model_state,
+                                                             originals))
     outputs.save_image_grid(os.path.join(self.workdir, "reconstructions.png"),
                             [originals, reconstructions])
     np.savez_compressed(os.path.join(self.workdir, "reconstructions.npz"),
                         originals=originals, reconstructions=reconstructions)
     if not method.generative:
       return
-    samples = jax.jit(method.sample, static_argnums=2)(
-        params, jax.random.PRNGKey(config.seed), 32)
+    samples = jax.jit(method.sample, static_argnums=3)(
+        params, model_state, seeding.purpose_key(config.seed, "samples"), 32)
     outputs.save_samples(os.path.join(self.workdir, "samples.png"),
                          np.asarray(samples))
 
@@ -248,6 +276,8 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
   latest checkpoint of workdir without training. Returns the final results."""
   started = time.time()
   experiment = Experiment.from_config(config)
+  for network, count in experiment.parameter_counts().items():
+    print(f"{network}: {count} parameters", flush=True)
   os.makedirs(workdir, exist_ok=True)
   evaluator = Evaluator(experiment, workdir)
   if mode == "train":
@@ -257,12 +287,13 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
     state = restore_latest(experiment, workdir)
   else:
     raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-  params = state.params
+  params, model_state = state.params, state.model_state
   if not experiment.method.generative:
-    params, decoder_mse = posthoc_decoder.train_posthoc_decoder(experiment, params)
+    params, model_state, decoder_mse = posthoc_decoder.train_posthoc_decoder(
+        experiment, params, model_state)
     print(f"post-hoc decoder: final training MSE {decoder_mse:.4f}")
-  evaluator.save_images(params)
-  results = evaluator(params, int(state.step), final=True)
+  evaluator.save_images(params, model_state)
+  results = evaluator(params, model_state, int(state.step), final=True)
   samples = "samples.png, " if experiment.method.generative else ""
   print(f"\nOutputs in {os.path.abspath(workdir)}: config.json, metrics.jsonl, "
         f"checkpoints/, reconstructions.png, {samples}eval.json, "

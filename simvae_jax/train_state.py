@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from simvae_jax import seeding, sharding
+
 
 class TrainState(struct.PyTreeNode):
-  """step: int32 []; params/opt_state/method_state: pytrees; rng: uint32 [2]
-  base key. ``method_state`` holds what a method carries besides parameters
-  (MoCo's momentum encoder and queue), ``{}`` for most.
+  """step: int32 []; params: trained pytree; model_state: the networks' other
+  Flax collections (BatchNorm ``batch_stats``, keyed by network; ``{}`` for
+  MLPs); opt_state; method_state: what a method carries besides its networks
+  (MoCo's key encoder and queue; ``{}`` for most); rng: uint32 [2] base key.
 
   The per-step key is ``fold_in(rng, step)``, so resuming at a step replays the
   same randomness as an uninterrupted run.
@@ -21,24 +25,38 @@ class TrainState(struct.PyTreeNode):
 
   step: jax.Array
   params: Any
+  model_state: Any
   opt_state: Any
   method_state: Any
   rng: jax.Array
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
-  """Adam with the config's learning rate and epsilon (SPEC §3: 8e-5, 1e-4)."""
-  if config.learning_rate <= 0:
-    raise ValueError(f"optimizer.learning_rate must be > 0, got "
-                     f"{config.learning_rate}")
-  return optax.adam(config.learning_rate, eps=config.eps)
-
-
-def create_train_state(method, optimizer: optax.GradientTransformation,
-                       image_shape, seed: int) -> TrainState:
-  """Initialises parameters and optimizer state from ``seed`` (jit-able)."""
-  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
-  params = method.init(init_rng, image_shape)
+def _create(method, optimizer: optax.GradientTransformation,
+            image_shape: Sequence[int], seed: int) -> TrainState:
+  params, model_state = method.init(seeding.purpose_key(seed, "init"), image_shape)
+  method_state = method.init_method_state(
+      params, model_state, seeding.purpose_key(seed, "method_state"))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=optimizer.init(params),
-                    method_state=method.init_state(params), rng=train_rng)
+                    model_state=model_state, opt_state=optimizer.init(params),
+                    method_state=method_state,
+                    rng=seeding.purpose_key(seed, "train"))
+
+
+def init_train_state(method, optimizer: optax.GradientTransformation,
+                     image_shape: Sequence[int], seed: int,
+                     mesh: jax.sharding.Mesh) -> TrainState:
+  """The initial state of run ``seed``, created directly replicated on ``mesh``."""
+  create = functools.partial(_create, method, optimizer, tuple(image_shape), seed)
+  return jax.jit(create, out_shardings=sharding.replicated(mesh))()
+
+
+def abstract_train_state(method, optimizer: optax.GradientTransformation,
+                         image_shape: Sequence[int], seed: int,
+                         mesh: jax.sharding.Mesh) -> TrainState:
+  """Shapes, dtypes and shardings of the state, without computing it (the
+  template a checkpoint is restored into)."""
+  create = functools.partial(_create, method, optimizer, tuple(image_shape), seed)
+  replicated = sharding.replicated(mesh)
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+      jax.eval_shape(create))

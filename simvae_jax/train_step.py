@@ -1,4 +1,4 @@
-"""The compiled, sharded train step: augment J views on device, loss, Adam update."""
+"""The compiled, sharded train step: augment J views on device, loss, update."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import optax
 
 from simvae_jax import sharding
 from simvae_jax.data import augment
-from simvae_jax.train_state import TrainState, create_train_state
+from simvae_jax.train_state import TrainState
 
 
 def train_step(state: TrainState, batch: dict, *, method,
-               optimizer: optax.GradientTransformation, num_views: int,
-               augment_config):
+               optimizer: optax.GradientTransformation, schedule: optax.Schedule,
+               num_views: int, augment_config):
   """One update on a global batch.
 
   Args:
@@ -22,36 +22,31 @@ def train_step(state: TrainState, batch: dict, *, method,
     batch: {"image": uint8 [B, H, W, C], "label": int32 [B]} sharded over B.
 
   Returns:
-    (new state, metrics): metrics holds the scalar ``loss`` and its terms.
+    (new state, metrics): the scalar ``loss``, its terms and the
+    ``learning_rate`` used.
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
   augment_rng, loss_rng = jax.random.split(step_rng)
   views = augment.augment_views(augment_rng, batch["image"], num_views,
                                 augment_config)
   grad_fn = jax.value_and_grad(method.loss, has_aux=True)
-  (loss, (terms, method_state)), grads = grad_fn(state.params, state.method_state,
-                                                 views, loss_rng)
+  (loss, (terms, model_state, method_state)), grads = grad_fn(
+      state.params, state.model_state, state.method_state, views, loss_rng)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+  new_state = state.replace(step=state.step + 1, params=params,
+                            model_state=model_state, opt_state=opt_state,
                             method_state=method.after_update(method_state, params))
-  return new_state, {"loss": loss, **terms}
+  return new_state, {"loss": loss, **terms, "learning_rate": schedule(state.step)}
 
 
-def compile_train_step(method, optimizer, num_views: int, augment_config,
+def compile_train_step(method, optimizer, schedule, num_views: int, augment_config,
                        mesh: jax.sharding.Mesh):
   """``jit`` of ``train_step`` over ``mesh``: batch sharded, state replicated
   and donated, metrics replicated."""
   step = functools.partial(train_step, method=method, optimizer=optimizer,
-                           num_views=num_views, augment_config=augment_config)
+                           schedule=schedule, num_views=num_views,
+                           augment_config=augment_config)
   replicated = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, sharding.batch_sharded(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)
-
-
-def init_train_state(method, optimizer, image_shape, seed: int,
-                     mesh: jax.sharding.Mesh) -> TrainState:
-  """Creates the train state directly replicated on ``mesh``."""
-  create = functools.partial(create_train_state, method, optimizer,
-                             tuple(image_shape), seed)
-  return jax.jit(create, out_shardings=sharding.replicated(mesh))()

@@ -26,12 +26,30 @@ def tiny_digits_config(**overrides):
   config.num_views = 3
   config.batch_size = 32
   config.num_steps = 8
-  config.model.encoder_hidden = (64,)
-  config.model.decoder_hidden = (64,)
+  config.model.encoders.mlp.hidden_sizes = (64,)
+  config.model.decoders.mlp.hidden_sizes = (64,)
   config.model.latent_dim = 4
   config.log_every = 2
   config.checkpoint_every = 4
   config.eval.knn_ks = (1, 3, 5)
+  return apply_overrides(config, overrides)
+
+
+def tiny_conv_config(**overrides):
+  """``tiny_digits_config`` with the released code's conv networks at tiny
+  widths (BatchNorm state included): 8x8 digits fit a two-stage decoder."""
+  config = tiny_digits_config()
+  config.model.encoder = "resnet_authors"
+  config.model.decoder = "resnet_authors"
+  config.model.encoders.resnet_authors.stage_widths = (4, 8, 8)
+  config.model.encoders.resnet_authors.stem_width = 8
+  config.model.decoders.resnet_authors.widths = (8, 4)
+  config.likelihood.mean_link = "sigmoid"
+  return apply_overrides(config, overrides)
+
+
+def apply_overrides(config, overrides: dict):
+  """Sets dotted keys, e.g. {"eval.every_steps": 4}."""
   for key, value in overrides.items():
     target = config
     *parents, leaf = key.split(".")

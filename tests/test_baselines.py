@@ -12,6 +12,7 @@ from simvae_jax import methods, sharding, train_step
 from simvae_jax.data import augment
 from simvae_jax.methods import cr_vae, moco, simclr, vicreg
 from simvae_jax.methods.autoencoder import gaussian_kl
+from simvae_jax.train_state import init_train_state
 
 from conftest import tiny_digits_config
 
@@ -53,10 +54,10 @@ def test_gaussian_kl_matches_monte_carlo():
 def test_vae_objective(method_name, beta, num_views):
   config = tiny_digits_config(method=method_name, **{"beta_vae.beta": beta})
   method = methods.make_method(config, (8, 8, 1))
-  params = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
   views = jax.random.uniform(jax.random.PRNGKey(1), (3, num_views, 8, 8, 1))
-  loss, terms = method.objective(params, views, jax.random.PRNGKey(2))
-  out = method.autoencoder.pass_views(params, views, jax.random.PRNGKey(2))
+  loss, (terms, _) = method.objective(params, state, views, jax.random.PRNGKey(2))
+  out, _ = method.autoencoder.pass_views(params, state, views, jax.random.PRNGKey(2))
   mean, lv, nll = (np.asarray(a, np.float64) for a in (out.mean, out.log_variance, out.nll))
   kl = np.mean([sum(np_kl(mean[b, j], lv[b, j], np.zeros(4), np.zeros(4))
                     for j in range(num_views)) for b in range(3)])
@@ -85,9 +86,9 @@ def test_cr_vae_objective_weights_consistency():
   for weight in (0.0, 2.5):
     config = tiny_digits_config(method="cr_vae", **{"cr_vae.consistency_weight": weight})
     method = methods.make_method(config, (8, 8, 1))
-    params = method.init(jax.random.PRNGKey(0), (8, 8, 1))
-    results[weight] = method.objective(params, views, jax.random.PRNGKey(2))
-  (loss_0, terms), (loss_w, _) = results[0.0], results[2.5]
+    params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+    results[weight] = method.objective(params, state, views, jax.random.PRNGKey(2))
+  (loss_0, (terms, _)), (loss_w, _) = results[0.0], results[2.5]
   assert float(loss_0) == pytest.approx(float(terms["reconstruction"] + terms["kl"]), rel=1e-6)
   # (losses are ~1e3 in float32, so the difference is exact to ~1e-3)
   assert float(loss_w - loss_0) == pytest.approx(2.5 * float(terms["consistency"]), abs=2e-3)
@@ -190,9 +191,9 @@ def test_vicreg_coefficients():
                                                   "vicreg.variance_weight": 7.0,
                                                   "vicreg.covariance_weight": 0.5})
   method = methods.make_method(config, (8, 8, 1))
-  params = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
   views = jax.random.uniform(jax.random.PRNGKey(1), (8, 3, 8, 8, 1))
-  loss, terms = method.objective(params, views, None)
+  loss, (terms, _) = method.objective(params, state, views, None)
   expected = 3.0 * terms["invariance"] + 7.0 * terms["variance"] + 0.5 * terms["covariance"]
   assert float(loss) == pytest.approx(float(expected), rel=1e-6)
 
@@ -239,9 +240,10 @@ def test_moco_step_updates_queue_and_momentum_encoder():
   method = methods.make_method(config, (8, 8, 1))
   optimizer = optax.adam(1e-2)
   mesh = sharding.make_mesh(jax.devices()[:1])
-  state = train_step.init_train_state(method, optimizer, (8, 8, 1), 0, mesh)
+  state = init_train_state(method, optimizer, (8, 8, 1), 0, mesh)
   before = jax.device_get(state)
-  step = train_step.compile_train_step(method, optimizer, 2, config.augment, mesh)
+  step = train_step.compile_train_step(method, optimizer, optax.constant_schedule(1e-2),
+                                       2, config.augment, mesh)
   images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
   batch = sharding.to_global_batch({"image": images, "label": np.zeros(4, np.int32)}, mesh)
   after = jax.device_get(step(state, batch)[0])
@@ -252,7 +254,9 @@ def test_moco_step_updates_queue_and_momentum_encoder():
   # Keys were computed by the key encoder *before* the update.
   rng = jax.random.split(jax.random.fold_in(before.rng, 0))[0]
   views = augment.augment_views(rng, images, 2, config.augment)
-  keys = moco.l2_normalize(method.embed(before.method_state["key_params"], views))
+  keys, _ = method.embed(before.method_state["key_params"],
+                         before.method_state["key_state"], views, train=True)
+  keys = moco.l2_normalize(keys)
   np.testing.assert_allclose(queue[:8], np.asarray(keys).reshape(8, -1), atol=1e-5)
   # Momentum: key <- 0.9 key + 0.1 updated query parameters.
   for key_old, key_new, query_new in zip(

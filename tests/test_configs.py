@@ -19,8 +19,9 @@ def test_mnist_like_configs_follow_the_spec(name):
   paper = load_repo_config(name)
   assert (paper.batch_size, paper.num_views) == (64, 10)
   assert paper.data.name == name
-  assert tuple(paper.model.encoder_hidden) == (2000, 500, 500)
-  assert tuple(paper.model.decoder_hidden) == (500, 500, 2000)
+  assert (paper.model.encoder, paper.model.decoder) == ("mlp", "mlp")
+  assert tuple(paper.model.encoders.mlp.hidden_sizes) == (2000, 500, 500)
+  assert tuple(paper.model.decoders.mlp.hidden_sizes) == (500, 500, 2000)
   assert paper.model.latent_dim == 10
   assert tuple(paper.augment.crop_scale) == (0.4, 1.0)
   assert (paper.optimizer.learning_rate, paper.optimizer.eps) == (8e-5, 1e-4)

@@ -108,10 +108,95 @@ def test_npz_source_errors(tmp_path):
   with pytest.raises(ValueError, match="lacks"):
     sources.load_source(ml_collections.ConfigDict(dict(source="npz", path=str(path))),
                         "train")
-  with pytest.raises(ValueError, match="data.path"):
-    sources.load_source(ml_collections.ConfigDict(dict(source="npz", path="")), "train")
   with pytest.raises(ValueError, match="digits"):
     sources.load_source(ml_collections.ConfigDict(dict(source="web")), "train")
+
+
+def test_npz_files_are_concatenated_in_order(tmp_path):
+  rng = np.random.default_rng(0)
+  first, second, test = (tmp_path / f"{n}.npz" for n in ("a", "b", "test"))
+  np.savez(first, x_train=np.full((3, 4, 4, 3), 1, np.uint8), y_train=np.arange(3))
+  np.savez(second, x_train=np.full((2, 4, 4, 3), 2, np.uint8), y_train=np.arange(2) + 7)
+  np.savez(test, x_test=rng.integers(0, 255, (4, 4, 4, 3), dtype=np.uint8),
+           y_test=np.arange(4))
+  paths = f"{first}, {second},{test}"
+  config = ml_collections.ConfigDict(dict(source="npz", path=paths))
+  train = sources.load_source(config, "train")
+  np.testing.assert_array_equal(train.labels, [0, 1, 2, 7, 8])
+  np.testing.assert_array_equal(train.images[:, 0, 0, 0], [1, 1, 1, 2, 2])
+  assert len(sources.load_source(config, "test")) == 4
+
+
+def test_train_subset_is_fixed_and_ignores_the_test_split(tmp_path):
+  path = tmp_path / "toy.npz"
+  np.savez(path, x_train=np.zeros((50, 2, 2), np.uint8), y_train=np.arange(50),
+           x_test=np.zeros((9, 2, 2), np.uint8), y_test=np.arange(9))
+  config = ml_collections.ConfigDict(dict(source="npz", path=str(path), train_subset=20))
+  subset = sources.load_source(config, "train")
+  assert len(subset) == 20 and len(set(subset.labels.tolist())) == 20
+  np.testing.assert_array_equal(subset.labels, sources.load_source(config, "train").labels)
+  assert list(subset.labels) == sorted(subset.labels)          # original order
+  assert len(sources.load_source(config, "test")) == 9
+  config.train_subset = 51
+  with pytest.raises(ValueError, match="exceeds the 50"):
+    sources.load_source(config, "train")
+
+
+def _write(path, **arrays):
+  np.savez(path, **arrays)
+  return str(path)
+
+
+NPZ_PROBLEMS = {
+    "missing file": (lambda d: str(d / "nope.npz"), "No such .npz file"),
+    "directory": (lambda d: str(d), "is a directory"),
+    "not an npz": (lambda d: (d / "junk.npz").write_text("hello") and str(d / "junk.npz"),
+                   "Cannot read"),
+    "no split arrays": (lambda d: _write(d / "x.npz", a=np.zeros(3)), "No file of data.path"),
+    "labels missing": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8)),
+                       "lacks y_train"),
+    "float images": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3)),
+                                      y_train=np.zeros(2, int)), "must be uint8"),
+    "wrong rank": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3), np.uint8),
+                                    y_train=np.zeros(2, int)), r"\[N, H, W\]"),
+    "empty": (lambda d: _write(d / "x.npz", x_train=np.zeros((0, 3, 3), np.uint8),
+                               y_train=np.zeros(0, int)), "is empty"),
+    "negative labels": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8),
+                                         y_train=np.array([0, -1])), "negative"),
+    "float labels": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8),
+                                      y_train=np.array([0.5, 1.0])), "integer class labels"),
+    "length mismatch": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8),
+                                         y_train=np.zeros(3, int)), "2 images .* 3 labels"),
+    "empty path": (lambda d: "", "needs --config.data.path"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(NPZ_PROBLEMS))
+def test_npz_problems_are_named_in_one_clear_error(tmp_path, problem):
+  make_path, message = NPZ_PROBLEMS[problem]
+  config = ml_collections.ConfigDict(dict(source="npz", path=make_path(tmp_path)))
+  with pytest.raises(ValueError, match=message):
+    sources.load_source(config, "train")
+
+
+def test_npz_parts_of_different_image_sizes_are_rejected(tmp_path):
+  paths = (_write(tmp_path / "a.npz", x_train=np.zeros((2, 3, 3), np.uint8),
+                  y_train=np.zeros(2, int)),
+           _write(tmp_path / "b.npz", x_train=np.zeros((2, 4, 4), np.uint8),
+                  y_train=np.zeros(2, int)))
+  config = ml_collections.ConfigDict(dict(source="npz", path=",".join(paths)))
+  with pytest.raises(ValueError, match="differ in shape"):
+    sources.load_source(config, "train")
+
+
+def test_real_cifar10_npz_parts():
+  parts = ",".join(shared_dataset(name) for name in (
+      "cifar10_train_part0.npz", "cifar10_train_part1.npz", "cifar10_test.npz"))
+  config = ml_collections.ConfigDict(dict(source="npz", path=parts))
+  train, test = sources.load_source(config, "train"), sources.load_source(config, "test")
+  assert (len(train), len(test)) == (50000, 10000)
+  assert train.images.shape[1:] == (32, 32, 3)
+  assert sorted(set(train.labels.tolist())) == list(range(10))
 
 
 def test_real_mnist_npz():

@@ -85,13 +85,14 @@ def test_hungarian_mapping_undoes_a_permutation():
 def test_reconstruction_mse_matches_numpy():
   config = tiny_digits_config()
   method = methods.make_method(config, (8, 8, 1))
-  params = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
   images = np.random.default_rng(0).integers(0, 256, (13, 8, 8, 1), dtype=np.uint8)
   targets = images.astype(np.float32) / 255
   decoded = np.asarray(method.autoencoder.decode(
-      params, method.represent(params, targets)))
+      params, state, method.represent(params, state, targets))[0])
   expected = np.mean((np.clip(decoded, 0, 1) - targets) ** 2)
-  got = representations.reconstruction_mse(method, params, images, False, batch_size=5)
+  got = representations.reconstruction_mse(method, params, state, images, False,
+                                           batch_size=5)
   assert got == pytest.approx(float(expected), rel=1e-5)
 
 

@@ -15,11 +15,15 @@ from conftest import tiny_digits_config
 def test_posthoc_decoder_learns_while_the_encoder_stays_frozen():
   experiment = Experiment.from_config(tiny_digits_config(
       method="simclr", **{"posthoc_decoder.num_steps": 150}))
-  params = experiment.init_state().params
+  initial = experiment.initial_state()
+  params, state = initial.params, initial.model_state
   images = experiment.train_source.images[:300]
-  before = representations.reconstruction_mse(experiment.method, params, images, False)
-  trained, _ = posthoc_decoder.train_posthoc_decoder(experiment, params)
-  after = representations.reconstruction_mse(experiment.method, trained, images, False)
+  before = representations.reconstruction_mse(experiment.method, params, state,
+                                              images, False)
+  trained, trained_state, _ = posthoc_decoder.train_posthoc_decoder(
+      experiment, params, state)
+  after = representations.reconstruction_mse(experiment.method, trained,
+                                             trained_state, images, False)
   assert after < 0.5 * before
   for part in ("encoder", "head"):
     for old, new in zip(jax.tree.leaves(params[part]), jax.tree.leaves(trained[part])):
@@ -32,7 +36,7 @@ def test_random_encoder_is_evaluated_untrained(workdir):
   experiment = Experiment.from_config(config)
   restored = train.restore_latest(experiment, workdir)
   assert int(restored.step) == 0
-  initial = experiment.init_state().params
+  initial = experiment.initial_state().params
   for old, new in zip(jax.tree.leaves(initial["encoder"]),
                       jax.tree.leaves(restored.params["encoder"])):
     np.testing.assert_array_equal(old, new)

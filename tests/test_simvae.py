@@ -104,7 +104,7 @@ def test_negative_log_likelihood_matches_reference(likelihood, log_variance):
   if likelihood == "bernoulli":
     x = (x > 0.5).astype(np.float32)
   out = rng.normal(0.5, 1.0, x.shape).astype(np.float32)
-  nll = likelihoods.negative_log_likelihood(x, out, likelihood, log_variance)
+  nll = likelihoods.Likelihood(likelihood, log_variance).negative_log_likelihood(x, out)
   expected = [reference_nll(x[i], out[i], likelihood, log_variance) for i in range(2)]
   np.testing.assert_allclose(nll, expected, rtol=1e-5)
 
@@ -113,14 +113,15 @@ def test_negative_log_likelihood_matches_reference(likelihood, log_variance):
 def test_method_loss_wires_networks_to_objective(num_views):
   config = tiny_digits_config()
   method = methods.make_method(config, (8, 8, 1))
-  params = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  assert state == {}     # MLPs have no batch statistics
   views = jax.random.uniform(jax.random.PRNGKey(1), (2, num_views, 8, 8, 1))
   rng = jax.random.PRNGKey(2)
-  loss, terms = method.objective(params, views, rng)
-  out = method.autoencoder.pass_views(params, views, rng)
+  loss, (terms, _) = method.objective(params, state, views, rng)
+  out, _ = method.autoencoder.pass_views(params, state, views, rng)
   assert out.latent.shape == (2, num_views, 4)
   # The decoder's NLL, recomputed independently for one view.
-  decoded = method.autoencoder.decode(params, out.latent[0, :1])
+  decoded, _ = method.autoencoder.decode(params, state, out.latent[0, :1])
   np.testing.assert_allclose(
       float(out.nll[0, 0]),
       reference_nll(np.asarray(views[0, 0]), np.asarray(decoded[0]), "gaussian",

@@ -15,7 +15,8 @@ import pytest
 from simvae_jax import outputs, train
 from simvae_jax.train import Experiment
 
-from conftest import REPO, load_repo_config, shared_dataset, tiny_digits_config
+from conftest import (REPO, load_repo_config, shared_dataset, tiny_conv_config,
+                      tiny_digits_config)
 
 
 def params_equal(a, b):
@@ -54,16 +55,19 @@ def test_run_writes_its_outputs(workdir):
   assert history[-1]["label"] == label
 
 
-def test_resume_matches_uninterrupted_run(tmp_path):
-  straight = Experiment.from_config(tiny_digits_config(num_steps=8))
+@pytest.mark.parametrize("make_config", [tiny_digits_config, tiny_conv_config],
+                         ids=["mlp", "conv"])
+def test_resume_matches_uninterrupted_run(tmp_path, make_config):
+  straight = Experiment.from_config(make_config(num_steps=8))
   state_straight = train.train(straight, str(tmp_path / "straight"))
-  train.train(Experiment.from_config(tiny_digits_config(num_steps=4)),
+  train.train(Experiment.from_config(make_config(num_steps=4)),
               str(tmp_path / "restarted"))
-  state_resumed = train.train(Experiment.from_config(tiny_digits_config(num_steps=8)),
+  state_resumed = train.train(Experiment.from_config(make_config(num_steps=8)),
                               str(tmp_path / "restarted"))
   assert int(state_resumed.step) == 8
   assert params_equal(state_straight.params, state_resumed.params)
   assert params_equal(state_straight.opt_state, state_resumed.opt_state)
+  assert params_equal(state_straight.model_state, state_resumed.model_state)
   assert (outputs.read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
           == outputs.read_jsonl(str(tmp_path / "restarted" / "metrics.jsonl")))
 

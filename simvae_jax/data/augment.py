@@ -1,10 +1,12 @@
 """On-device augmentation: J random views per image, inside the jitted step.
 
 ``augment_views(rng, images, num_views, config)`` maps uint8 images ``[B, H, W, C]``
-to float32 views ``[B, J, H, W, C]`` in [0, 1]. It is vectorised over B and J:
-each view's random resized crop (and flip) is a pair of bilinear interpolation
-matrices ``R_y [H, H]`` and ``R_x [W, W]`` applied as ``R_y @ image @ R_x^T``, so
-the whole batch is two batched matmuls with no gather and no Python loop.
+to float32 views ``[B, J, H, W, C]`` in [0, 1], in the SimCLR order: random
+resized crop, flip, colour jitter, random grayscale (colour images only).
+Everything is vectorised over B and J: each view's crop (and flip) is a pair of
+bilinear interpolation matrices ``R_y [H, H]`` and ``R_x [W, W]`` applied as
+``R_y @ image @ R_x^T``, so the whole batch is two batched matmuls with no
+gather and no Python loop; the colour ops are in ``color.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import math
 import jax
 import jax.numpy as jnp
 
+from simvae_jax.data import color
+
 FLIPS = ("none", "horizontal", "vertical")
+# Colour keys are folded in (rather than split off with the crop's) so that
+# the crop and flip of a key are the same with and without colour ops.
+_COLOR_STREAM = 1
 
 
 def validate_config(config) -> None:
@@ -29,6 +36,30 @@ def validate_config(config) -> None:
                      f"{tuple(config.crop_ratio)}")
   if config.flip not in FLIPS:
     raise ValueError(f"augment.flip must be one of {FLIPS}, got {config.flip!r}")
+  for name in ("color_jitter_prob", "grayscale_prob"):
+    if not 0.0 <= config[name] <= 1.0:
+      raise ValueError(f"augment.{name} must be in [0, 1], got {config[name]}")
+  if len(config.color_jitter) != color.NUM_JITTER_OPS or min(config.color_jitter) < 0:
+    raise ValueError("augment.color_jitter must be four strengths >= 0 "
+                     "(brightness, contrast, saturation, hue), got "
+                     f"{tuple(config.color_jitter)}")
+  if not 0.0 <= config.color_jitter_strength * config.color_jitter[3] <= 0.5:
+    raise ValueError("The hue shift (augment.color_jitter[3] x "
+                     "color_jitter_strength) must be in [0, 0.5].")
+
+
+def uses_color(config) -> bool:
+  """Whether the config asks for colour jitter or grayscale."""
+  return config.color_jitter_prob > 0 or config.grayscale_prob > 0
+
+
+def check_image_shape(config, image_shape) -> None:
+  """Colour augmentations need RGB images: a clear error otherwise."""
+  if uses_color(config) and image_shape[-1] != 3:
+    raise ValueError(
+        f"Colour jitter / grayscale need RGB images, but the images have "
+        f"{image_shape[-1]} channel(s); set --config.augment.color_jitter_prob=0 "
+        f"--config.augment.grayscale_prob=0.")
 
 
 def to_unit_interval(images: jax.Array) -> jax.Array:
@@ -93,7 +124,9 @@ def augment_views(rng: jax.Array, images: jax.Array, num_views: int,
     images: uint8 [B, H, W, C].
     num_views: J >= 1.
     config: ``crop_scale`` (low, high), ``crop_ratio`` (low, high), ``flip``
-      ('none' | 'horizontal' | 'vertical'), ``binarize`` (bool).
+      ('none' | 'horizontal' | 'vertical'), ``color_jitter`` (four strengths,
+      scaled by ``color_jitter_strength``), ``color_jitter_prob``,
+      ``grayscale_prob``, ``binarize`` (bool).
 
   Returns:
     float32 [B, J, H, W, C] in [0, 1].
@@ -116,4 +149,16 @@ def augment_views(rng: jax.Array, images: jax.Array, num_views: int,
       rows = jnp.where(flip, rows[..., ::-1, :], rows)
   views = jnp.einsum("bjoh,bhwc->bjowc", rows, to_unit_interval(images))
   views = jnp.einsum("bjowc,bjpw->bjopc", views, cols)
+  if uses_color(config):
+    views = _color_views(jax.random.fold_in(rng, _COLOR_STREAM), views, config)
   return maybe_binarize(views, config.binarize)
+
+
+def _color_views(rng: jax.Array, views: jax.Array, config) -> jax.Array:
+  jitter_rng, gray_rng = jax.random.split(rng)
+  strengths = [config.color_jitter_strength * s for s in config.color_jitter]
+  if config.color_jitter_prob > 0:
+    views = color.color_jitter(jitter_rng, views, strengths, config.color_jitter_prob)
+  if config.grayscale_prob > 0:
+    views = color.random_grayscale(gray_rng, views, config.grayscale_prob)
+  return views

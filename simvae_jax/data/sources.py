@@ -4,12 +4,15 @@ Three sources are chosen by ``config.data.source``:
 
 * ``digits``: scikit-learn's bundled 8x8 handwritten digits (no download), split
   deterministically 80/20 into train/test.
-* ``npz``: a file with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (uint8 images
-  ``[N, H, W]`` or ``[N, H, W, C]``), e.g. ``../shared/datasets/mnist.npz``.
+* ``npz``: files with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (uint8 images
+  ``[N, H, W]`` or ``[N, H, W, C]``), e.g. ``../shared/datasets/mnist.npz``;
+  several comma-separated files are concatenated (see ``npz.py``).
 * ``tfds``: ``tfds.data_source`` over a prepared TFDS dataset (mnist, fashion_mnist,
   cifar10, celeb_a); this is what users with a network use.
 
 Every source is a sequence (``__len__`` / ``__getitem__``) that grain can read.
+``data.train_subset > 0`` keeps a fixed random subset of that many training
+examples (the same for every run seed).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
+
+from simvae_jax.data import npz
 
 SOURCES = ("digits", "npz", "tfds")
 SPLITS = ("train", "test")
@@ -94,35 +99,51 @@ def _digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
   return images[chosen], digits.target[chosen].astype(np.int32)
 
 
-def _npz_arrays(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """Loads ``x_{split}`` / ``y_{split}`` from an .npz file as [N, H, W, C] uint8."""
-  if not path:
-    raise ValueError("data.source='npz' needs --config.data.path=/path/to/file.npz")
-  with np.load(path) as file:
-    missing = {f"x_{split}", f"y_{split}"} - set(file.files)
-    if missing:
-      raise ValueError(f"{path} lacks arrays {sorted(missing)}; it has {file.files}")
-    images, labels = file[f"x_{split}"], file[f"y_{split}"]
-  if images.dtype != np.uint8:
-    raise ValueError(f"{path}: x_{split} must be uint8, got {images.dtype}")
-  if images.ndim == 3:
-    images = images[..., None]
-  return images, labels.astype(np.int32).reshape(-1)
+class SubsetSource:
+  """The examples ``indices`` of another source."""
+
+  def __init__(self, source, indices: np.ndarray):
+    self._source, self._indices = source, indices
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return self._source[int(self._indices[index])]
+
+
+def random_subset(source, size: int):
+  """A fixed random subset of ``size`` examples (seed 0, in original order)."""
+  if size > len(source):
+    raise ValueError(f"data.train_subset={size} exceeds the {len(source)} "
+                     f"training examples")
+  indices = np.sort(np.random.default_rng(0).permutation(len(source))[:size])
+  if isinstance(source, ArraySource):
+    return ArraySource(source.images[indices], source.labels[indices])
+  return SubsetSource(source, indices)
+
+
+def _load_split(data_config, split: str):
+  if data_config.source == "digits":
+    return ArraySource(*_digits_arrays(split))
+  if data_config.source == "npz":
+    return ArraySource(*npz.load_split(data_config.path, split))
+  if data_config.source == "tfds":
+    return TfdsSource(data_config.name, split, data_config.get("data_dir") or None,
+                      data_config.get("download", True))
+  raise ValueError(f"Unknown data.source {data_config.source!r}; "
+                   f"choose one of {SOURCES}")
 
 
 def load_source(data_config, split: str) -> Sequence[dict[str, Any]]:
   """Returns the random-access source for ``split`` ('train' or 'test')."""
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-  if data_config.source == "digits":
-    return ArraySource(*_digits_arrays(split))
-  if data_config.source == "npz":
-    return ArraySource(*_npz_arrays(data_config.path, split))
-  if data_config.source == "tfds":
-    return TfdsSource(data_config.name, split, data_config.get("data_dir") or None,
-                      data_config.get("download", True))
-  raise ValueError(f"Unknown data.source {data_config.source!r}; "
-                   f"choose one of {SOURCES}")
+  source = _load_split(data_config, split)
+  subset = data_config.get("train_subset", 0)
+  if split == "train" and subset:
+    source = random_subset(source, subset)
+  return source
 
 
 def read_all(source: Sequence[dict[str, Any]],

@@ -12,6 +12,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn import metrics
 from sklearn.mixture import GaussianMixture
 
+from simvae_jax.evaluation.common import count_classes
+
 
 def hungarian_mapping(labels: np.ndarray, clusters: np.ndarray,
                       num_classes: int) -> np.ndarray:
@@ -29,7 +31,7 @@ def gmm_evaluate(train_repr, train_y, test_repr, test_y, seed: int = 0,
                  num_components: int | None = None) -> dict:
   """{"gmm_acc", "gmm_nmi", "gmm_ari"} on test; components default to #classes."""
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
-  num_classes = int(max(train_y.max(), test_y.max())) + 1
+  num_classes = count_classes(train_y, test_y)
   mixture = GaussianMixture(num_components or num_classes, covariance_type="full",
                             random_state=seed, reg_covar=1e-5)
   mixture.fit(np.asarray(train_repr, np.float64))

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simvae_jax.evaluation.common import count_classes, map_in_batches
+
 
 @functools.partial(jax.jit, static_argnums=(3,))
 def _nearest_labels(train_repr, train_labels, queries, max_k: int):
@@ -35,14 +37,9 @@ def nearest_labels(train_repr: np.ndarray, train_labels: np.ndarray,
     raise ValueError(f"k={max_k} exceeds the {len(train_repr)} training points")
   train_repr = jnp.asarray(train_repr, jnp.float32)
   train_labels = jnp.asarray(train_labels)
-  chunks = []
-  for start in range(0, len(queries), chunk_size):
-    chunk = np.asarray(queries[start:start + chunk_size], np.float32)
-    padded = np.zeros((chunk_size, chunk.shape[1]), np.float32)
-    padded[:len(chunk)] = chunk
-    labels = _nearest_labels(train_repr, train_labels, padded, max_k)
-    chunks.append(np.asarray(labels)[:len(chunk)])
-  return np.concatenate(chunks)
+  return map_in_batches(
+      lambda chunk: _nearest_labels(train_repr, train_labels, chunk, max_k),
+      np.asarray(queries, np.float32), chunk_size)
 
 
 def vote(neighbour_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
@@ -58,7 +55,7 @@ def vote(neighbour_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
 def knn_predict(train_repr, train_labels, queries, k: int,
                 num_classes: int | None = None) -> np.ndarray:
   """Predicted labels [Q] of a k-NN classifier."""
-  num_classes = num_classes or int(np.max(train_labels)) + 1
+  num_classes = num_classes or count_classes(train_labels)
   return vote(nearest_labels(train_repr, train_labels, queries, k), k, num_classes)
 
 
@@ -80,7 +77,7 @@ def knn_evaluate(train_repr, train_y, test_repr, test_y,
   validation accuracy}; accuracies are fractions.
   """
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
-  num_classes = int(max(train_y.max(), test_y.max())) + 1
+  num_classes = count_classes(train_y, test_y)
   fit, val = validation_split(len(train_repr), val_fraction, seed)
   neighbours = nearest_labels(train_repr[fit], train_y[fit], train_repr[val], max(ks))
   val_accs = {k: float(np.mean(vote(neighbours, k, num_classes) == train_y[val]))

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from simvae_jax.evaluation.common import count_classes
 from simvae_jax.evaluation.knn import validation_split
 
 
@@ -91,7 +92,7 @@ def train_probe(train_repr, train_y, test_repr, test_y, *, hidden: int = 0,
   fit_x, val_x, test_x = (standardise(train_repr[fit]), standardise(train_repr[val]),
                           standardise(test_repr))
   fit_y, val_y = jnp.asarray(train_y[fit]), jnp.asarray(train_y[val])
-  num_classes = int(max(train_y.max(), np.max(test_y))) + 1
+  num_classes = count_classes(train_y, test_y)
   batch_size = min(batch_size, len(fit))
 
   probe = Probe(num_classes, hidden)

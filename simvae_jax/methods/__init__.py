@@ -1,16 +1,10 @@
 """Method registry: ``--config.method=NAME`` selects the objective.
 
-Every method exposes
-
-* ``init(rng, image_shape) -> params`` and ``init_state(params) -> method_state``
-  (arrays the step carries besides parameters, e.g. MoCo's queue; ``{}`` if none);
-* ``loss(params, method_state, views [B, J, H, W, C], rng) ->
-  (scalar, (terms, method_state))``, differentiated with respect to params;
-* ``after_update(method_state, new_params) -> method_state`` (e.g. momentum);
-* ``represent(params, images [N, H, W, C]) -> [N, D]`` and ``reconstruct`` for
-  evaluation; generative methods (``generative = True``) also ``sample``;
-  discriminative ones a ``decoder_loss`` for their post-hoc decoder;
-* ``trainable``: False for the random encoder, which is never updated.
+Every method implements the interface of ``base.Method`` (init, loss,
+after_update, represent, reconstruct); generative methods (``generative =
+True``) also ``sample``, discriminative ones have a ``decoder_loss`` for their
+post-hoc decoder; ``trainable`` is False for the random encoder, which is never
+updated.
 """
 
 from __future__ import annotations
@@ -47,14 +41,12 @@ MULTI_VIEW = ("simclr", "vicreg", "moco")
 
 def make_autoencoder(config, image_shape: Sequence[int]) -> GaussianAutoencoder:
   """The Gaussian autoencoder all generative methods share, from the config."""
-  likelihoods.validate_config(config.likelihood)
   latent_dim = config.model.latent_dim
   return GaussianAutoencoder(
       encoder=models.make_encoder(config.model, output_dim=2 * latent_dim),
       decoder=models.make_decoder(config.model, image_shape),
       latent_dim=latent_dim,
-      likelihood=config.likelihood.name,
-      log_variance=float(config.likelihood.log_variance))
+      likelihood=likelihoods.from_config(config.likelihood))
 
 
 def make_discriminative_parts(config, image_shape: Sequence[int]) -> dict:

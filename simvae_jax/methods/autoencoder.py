@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from simvae_jax.methods import likelihoods
-from simvae_jax.methods.base import StatelessMethod
+from simvae_jax.methods.base import Method, apply_part, init_networks
 
 
 def gaussian_entropy(log_variance: jax.Array) -> jax.Array:
@@ -57,54 +57,62 @@ class GaussianAutoencoder:
   encoder: nn.Module
   decoder: nn.Module
   latent_dim: int
-  likelihood: str
-  log_variance: float
+  likelihood: likelihoods.Likelihood
 
-  def init(self, rng: jax.Array, image_shape: Sequence[int]) -> dict:
-    encoder_rng, decoder_rng = jax.random.split(rng)
-    images = jnp.zeros((1, *image_shape), jnp.float32)
-    latents = jnp.zeros((1, self.latent_dim), jnp.float32)
-    return {"encoder": self.encoder.init(encoder_rng, images)["params"],
-            "decoder": self.decoder.init(decoder_rng, latents)["params"]}
+  def init(self, rng: jax.Array, image_shape: Sequence[int]):
+    """(params, model_state) of the encoder and decoder."""
+    return init_networks(rng, {
+        "encoder": (self.encoder, jnp.zeros((1, *image_shape), jnp.float32)),
+        "decoder": (self.decoder, jnp.zeros((1, self.latent_dim), jnp.float32))})
 
-  def encode(self, params: dict, images: jax.Array):
-    """float32 [N, H, W, C] -> posterior (mean, log_variance), each [N, D]."""
-    outputs = self.encoder.apply({"params": params["encoder"]}, images)
-    return jnp.split(outputs, 2, axis=-1)
+  def encode(self, params: dict, model_state: dict, images: jax.Array,
+             train: bool = False):
+    """float32 [N, H, W, C] -> ((mean, log_variance) each [N, D], model_state)."""
+    outputs, model_state = apply_part(self.encoder, "encoder", params, model_state,
+                                      images, train)
+    return tuple(jnp.split(outputs, 2, axis=-1)), model_state
 
-  def decode(self, params: dict, latents: jax.Array) -> jax.Array:
-    """[N, D] -> likelihood parameters [N, H, W, C]."""
-    return self.decoder.apply({"params": params["decoder"]}, latents)
+  def decode(self, params: dict, model_state: dict, latents: jax.Array,
+             train: bool = False):
+    """[N, D] -> (likelihood parameters [N, H, W, C], model_state)."""
+    return apply_part(self.decoder, "decoder", params, model_state, latents, train)
 
-  def pass_views(self, params: dict, views: jax.Array, rng: jax.Array) -> ViewPass:
-    """Encodes, samples and decodes views [B, J, H, W, C] in one flat batch."""
+  def pass_views(self, params: dict, model_state: dict, views: jax.Array,
+                 rng: jax.Array):
+    """Encodes, samples and decodes views [B, J, H, W, C] as one flat batch of
+    B * J (an image's views adjacent), in training mode.
+
+    Returns (ViewPass, model_state with the batch's statistics averaged in).
+    """
     batch, num_views = views.shape[:2]
     flat = views.reshape(batch * num_views, *views.shape[2:])
-    mean, log_variance = self.encode(params, flat)
+    (mean, log_variance), model_state = self.encode(params, model_state, flat, True)
     latent = reparameterize(rng, mean, log_variance)
-    outputs = self.decode(params, latent)
-    nll = likelihoods.negative_log_likelihood(flat, outputs, self.likelihood,
-                                              self.log_variance)
+    outputs, model_state = self.decode(params, model_state, latent, True)
+    nll = self.likelihood.negative_log_likelihood(flat, outputs)
     unflat = lambda x: x.reshape(batch, num_views, *x.shape[1:])
-    return ViewPass(unflat(mean), unflat(log_variance), unflat(latent), unflat(nll))
+    return (ViewPass(unflat(mean), unflat(log_variance), unflat(latent), unflat(nll)),
+            model_state)
 
-  def represent(self, params: dict, images: jax.Array) -> jax.Array:
+  def represent(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
     """Representation for evaluation: the posterior mean, [N, D]."""
-    return self.encode(params, images)[0]
+    return self.encode(params, model_state, images)[0][0]
 
-  def reconstruct(self, params: dict, images: jax.Array) -> jax.Array:
+  def reconstruct(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
     """Decodes the posterior mean: [N, H, W, C] -> [N, H, W, C] in [0, 1]."""
-    outputs = self.decode(params, self.represent(params, images))
-    return likelihoods.mean_image(outputs, self.likelihood)
+    outputs, _ = self.decode(params, model_state,
+                             self.represent(params, model_state, images))
+    return self.likelihood.mean_image(outputs)
 
-  def sample(self, params: dict, rng: jax.Array, count: int) -> jax.Array:
+  def sample(self, params: dict, model_state: dict, rng: jax.Array,
+             count: int) -> jax.Array:
     """Decodes z ~ N(0, I): [count, H, W, C] in [0, 1]."""
     latents = jax.random.normal(rng, (count, self.latent_dim))
-    return likelihoods.mean_image(self.decode(params, latents), self.likelihood)
+    return self.likelihood.mean_image(self.decode(params, model_state, latents)[0])
 
 
 @dataclasses.dataclass(frozen=True)
-class GenerativeMethod(StatelessMethod):
+class GenerativeMethod(Method):
   """Base of the generative methods: subclasses define ``objective``; the rest
   comes from the autoencoder (init, representation, reconstruction, sampling).
   """
@@ -112,14 +120,15 @@ class GenerativeMethod(StatelessMethod):
   autoencoder: GaussianAutoencoder
   generative = True
 
-  def init(self, rng: jax.Array, image_shape: Sequence[int]) -> dict:
+  def init(self, rng: jax.Array, image_shape: Sequence[int]):
     return self.autoencoder.init(rng, image_shape)
 
-  def represent(self, params: dict, images: jax.Array) -> jax.Array:
-    return self.autoencoder.represent(params, images)
+  def represent(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
+    return self.autoencoder.represent(params, model_state, images)
 
-  def reconstruct(self, params: dict, images: jax.Array) -> jax.Array:
-    return self.autoencoder.reconstruct(params, images)
+  def reconstruct(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
+    return self.autoencoder.reconstruct(params, model_state, images)
 
-  def sample(self, params: dict, rng: jax.Array, count: int) -> jax.Array:
-    return self.autoencoder.sample(params, rng, count)
+  def sample(self, params: dict, model_state: dict, rng: jax.Array,
+             count: int) -> jax.Array:
+    return self.autoencoder.sample(params, model_state, rng, count)

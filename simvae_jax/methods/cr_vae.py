@@ -39,8 +39,9 @@ class CRVAE(GenerativeMethod):
 
   consistency_weight: float = 1.0
 
-  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
-    out = self.autoencoder.pass_views(params, views, rng)
+  def objective(self, params: dict, model_state: dict, views: jax.Array,
+                rng: jax.Array):
+    out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
     terms = {
         "reconstruction": out.nll.sum(axis=1).mean(),
         "kl": standard_normal_kl(out.mean, out.log_variance).sum(axis=1).mean(),
@@ -48,7 +49,7 @@ class CRVAE(GenerativeMethod):
     }
     loss = (terms["reconstruction"] + terms["kl"]
             + self.consistency_weight * terms["consistency"])
-    return loss, terms
+    return loss, (terms, model_state)
 
 
 def build(config, autoencoder) -> CRVAE:

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.methods.base import StatelessMethod
+from simvae_jax.methods.base import Method, apply_part, init_networks
 
 
 def flatten_views(views: jax.Array) -> jax.Array:
@@ -29,8 +29,8 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscriminativeMethod(StatelessMethod):
-  """Encoder + head trained by ``objective(embeddings)``; decoder trained after."""
+class DiscriminativeMethod(Method):
+  """Encoder + head trained by ``embedding_loss``; decoder trained afterwards."""
 
   encoder: nn.Module
   head: nn.Module
@@ -38,36 +38,59 @@ class DiscriminativeMethod(StatelessMethod):
   latent_dim: int
   generative = False
 
-  def init(self, rng: jax.Array, image_shape: Sequence[int]) -> dict:
-    encoder_rng, head_rng, decoder_rng = jax.random.split(rng, 3)
-    images = jnp.zeros((1, *image_shape), jnp.float32)
+  def init(self, rng: jax.Array, image_shape: Sequence[int]):
     latents = jnp.zeros((1, self.latent_dim), jnp.float32)
-    return {"encoder": self.encoder.init(encoder_rng, images)["params"],
-            "head": self.head.init(head_rng, latents)["params"],
-            "decoder": self.decoder.init(decoder_rng, latents)["params"]}
+    return init_networks(rng, {
+        "encoder": (self.encoder, jnp.zeros((1, *image_shape), jnp.float32)),
+        "head": (self.head, latents), "decoder": (self.decoder, latents)})
 
-  def represent(self, params: dict, images: jax.Array) -> jax.Array:
-    """Encoder output (before the head): [N, H, W, C] -> [N, D]."""
-    return self.encoder.apply({"params": params["encoder"]}, images)
+  def embedding_loss(self, embeddings: jax.Array):
+    """Head outputs [B, J, E] -> (scalar loss, dict of scalar terms)."""
+    raise NotImplementedError
 
-  def embed(self, params: dict, views: jax.Array) -> jax.Array:
-    """Head outputs of views: [B, J, H, W, C] -> [B, J, E]."""
-    representations = self.represent(params, flatten_views(views))
-    embeddings = self.head.apply({"params": params["head"]}, representations)
-    return embeddings.reshape(*views.shape[:2], -1)
+  def objective(self, params: dict, model_state: dict, views: jax.Array,
+                rng: jax.Array):
+    del rng
+    embeddings, model_state = self.embed(params, model_state, views, train=True)
+    loss, terms = self.embedding_loss(embeddings)
+    return loss, (terms, model_state)
 
-  def decode_frozen(self, params: dict, images: jax.Array) -> jax.Array:
-    """The post-hoc decoder on stop-gradient representations: [N, H, W, C] -> same."""
-    representations = jax.lax.stop_gradient(self.represent(params, images))
-    return self.decoder.apply({"params": params["decoder"]}, representations)
+  def encode(self, params: dict, model_state: dict, images: jax.Array,
+             train: bool = False):
+    """Encoder output (before the head): ([N, D], model_state)."""
+    return apply_part(self.encoder, "encoder", params, model_state, images, train)
 
-  def reconstruct(self, params: dict, images: jax.Array) -> jax.Array:
+  def represent(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
+    """Representation for evaluation, [N, H, W, C] -> [N, D] (inference mode)."""
+    return self.encode(params, model_state, images)[0]
+
+  def embed(self, params: dict, model_state: dict, views: jax.Array,
+            train: bool):
+    """Head outputs of views [B, J, H, W, C] -> ([B, J, E], model_state)."""
+    representations, model_state = self.encode(params, model_state,
+                                               flatten_views(views), train)
+    embeddings, model_state = apply_part(self.head, "head", params, model_state,
+                                         representations, train)
+    return embeddings.reshape(*views.shape[:2], -1), model_state
+
+  def decode_frozen(self, params: dict, model_state: dict, images: jax.Array,
+                    train: bool = False):
+    """The post-hoc decoder on stop-gradient, inference-mode representations:
+    ([N, H, W, C], model_state); ``train`` is the decoder's mode."""
+    representations = jax.lax.stop_gradient(self.represent(params, model_state,
+                                                            images))
+    return apply_part(self.decoder, "decoder", params, model_state,
+                      representations, train)
+
+  def reconstruct(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
     """The post-hoc decoder's output, clipped to [0, 1]."""
-    return jnp.clip(self.decode_frozen(params, images), 0.0, 1.0)
+    return jnp.clip(self.decode_frozen(params, model_state, images)[0], 0.0, 1.0)
 
-  def decoder_loss(self, params: dict, images: jax.Array) -> jax.Array:
-    """Per-pixel MSE of the post-hoc decoder on images [N, H, W, C]."""
-    return jnp.mean(jnp.square(self.decode_frozen(params, images) - images))
+  def decoder_loss(self, params: dict, model_state: dict, images: jax.Array):
+    """Per-pixel MSE of the post-hoc decoder (training mode) on images
+    [N, H, W, C]: (scalar, model_state)."""
+    outputs, model_state = self.decode_frozen(params, model_state, images, True)
+    return jnp.mean(jnp.square(outputs - images)), model_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,5 +99,5 @@ class RandomEncoder(DiscriminativeMethod):
 
   trainable = False
 
-  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
+  def embedding_loss(self, embeddings: jax.Array):
     raise RuntimeError("The random encoder is not trained.")

@@ -50,26 +50,34 @@ def momentum_update(key_params, query_params, momentum: float):
 
 @dataclasses.dataclass(frozen=True)
 class MoCo(DiscriminativeMethod):
+  """Method state: ``key_params`` (momentum copy of encoder and head),
+  ``key_state`` (the key encoder's own batch statistics, updated by its
+  training-mode passes, as BYOL keeps its target's) and ``queue`` [K, E]."""
+
   temperature: float = 0.2
   queue_size: int = 4096
   momentum: float = 0.99
 
-  def init_state(self, params: dict) -> dict:
-    queue = jax.random.normal(jax.random.PRNGKey(0),
-                              (self.queue_size, self.head.output_dim))
+  def init_method_state(self, params: dict, model_state: dict,
+                        rng: jax.Array) -> dict:
+    queue = jax.random.normal(rng, (self.queue_size, self.head.output_dim))
     return {"key_params": {part: params[part] for part in _MOMENTUM_PARTS},
+            "key_state": {part: model_state[part] for part in _MOMENTUM_PARTS
+                          if part in model_state},
             "queue": l2_normalize(queue)}
 
-  def loss(self, params: dict, method_state: dict, views: jax.Array,
-           rng: jax.Array):
+  def loss(self, params: dict, model_state: dict, method_state: dict,
+           views: jax.Array, rng: jax.Array):
     del rng
-    queries = l2_normalize(self.embed(params, views))
-    keys = jax.lax.stop_gradient(l2_normalize(
-        self.embed(method_state["key_params"], views)))
+    queries, model_state = self.embed(params, model_state, views, train=True)
+    keys, key_state = self.embed(method_state["key_params"],
+                                 method_state["key_state"], views, train=True)
+    queries = l2_normalize(queries)
+    keys = jax.lax.stop_gradient(l2_normalize(keys))
     loss = moco_loss(queries, keys, method_state["queue"], self.temperature)
-    new_state = dict(method_state,
-                     queue=enqueue(method_state["queue"], flatten_views(keys)))
-    return loss, ({"info_nce": loss}, new_state)
+    method_state = dict(method_state, key_state=key_state,
+                        queue=enqueue(method_state["queue"], flatten_views(keys)))
+    return loss, ({"info_nce": loss}, model_state, method_state)
 
   def after_update(self, method_state: dict, params: dict) -> dict:
     query_params = {part: params[part] for part in _MOMENTUM_PARTS}

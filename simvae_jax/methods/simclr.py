@@ -35,7 +35,6 @@ def nt_xent(embeddings: jax.Array, temperature: float) -> jax.Array:
 class SimCLR(DiscriminativeMethod):
   temperature: float = 0.5
 
-  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
-    del rng
-    loss = nt_xent(self.embed(params, views), self.temperature)
+  def embedding_loss(self, embeddings: jax.Array):
+    loss = nt_xent(embeddings, self.temperature)
     return loss, {"nt_xent": loss}

@@ -1,4 +1,4 @@
-"""SimVAE: the ELBO of the SSL model with a J-view Gaussian prior (SPEC §1).
+"""SimVAE: the ELBO of the SSL model with a J-view Gaussian prior (paper §4, Eq. 6).
 
 Loss per image set i, summed over its J views j and latent dims d::
 
@@ -57,11 +57,13 @@ class SimVAE(GenerativeMethod):
   prior_variance: float
   mean_prior: bool
 
-  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
-    """views: float32 [B, J, H, W, C] -> (scalar loss, dict of scalar terms)."""
-    out = self.autoencoder.pass_views(params, views, rng)
-    return simvae_objective(out.nll, out.log_variance, out.latent,
-                            self.prior_variance, self.mean_prior)
+  def objective(self, params: dict, model_state: dict, views: jax.Array,
+                rng: jax.Array):
+    """views: float32 [B, J, H, W, C] -> (scalar loss, (terms, model_state))."""
+    out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
+    loss, terms = simvae_objective(out.nll, out.log_variance, out.latent,
+                                   self.prior_variance, self.mean_prior)
+    return loss, (terms, model_state)
 
 
 def build(config, autoencoder: GaussianAutoencoder) -> SimVAE:

@@ -29,12 +29,13 @@ class VAE(GenerativeMethod):
 
   beta: float = 1.0
 
-  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
-    out = self.autoencoder.pass_views(params, views, rng)
+  def objective(self, params: dict, model_state: dict, views: jax.Array,
+                rng: jax.Array):
+    out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
     kl = standard_normal_kl(out.mean, out.log_variance)          # [B, J]
     terms = {"reconstruction": out.nll.sum(axis=1).mean(),
              "kl": kl.sum(axis=1).mean()}
-    return terms["reconstruction"] + self.beta * terms["kl"], terms
+    return terms["reconstruction"] + self.beta * terms["kl"], (terms, model_state)
 
 
 def build_vae(config, autoencoder) -> VAE:

@@ -40,9 +40,8 @@ class VICReg(DiscriminativeMethod):
   variance_weight: float = 25.0
   covariance_weight: float = 1.0
 
-  def objective(self, params: dict, views: jax.Array, rng: jax.Array):
-    del rng
-    terms = vicreg_terms(self.embed(params, views))
+  def embedding_loss(self, embeddings: jax.Array):
+    terms = vicreg_terms(embeddings)
     loss = (self.invariance_weight * terms["invariance"]
             + self.variance_weight * terms["variance"]
             + self.covariance_weight * terms["covariance"])

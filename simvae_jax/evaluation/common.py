@@ -1,0 +1,29 @@
+"""Helpers every evaluator shares: fixed-size batching and label counting."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+
+
+def map_in_batches(fn: Callable[[jax.Array], jax.Array], inputs: np.ndarray,
+                   batch_size: int) -> np.ndarray:
+  """Applies a jitted ``fn`` ([b, ...] -> [b, ...]) over inputs [N, ...].
+
+  The last batch is padded with zeros to ``batch_size``, so only one program is
+  compiled; padded rows are dropped from the result.
+  """
+  outputs = []
+  for start in range(0, len(inputs), batch_size):
+    chunk = np.asarray(inputs[start:start + batch_size])
+    padded = np.zeros((batch_size, *chunk.shape[1:]), chunk.dtype)
+    padded[:len(chunk)] = chunk
+    outputs.append(np.asarray(fn(padded))[:len(chunk)])
+  return np.concatenate(outputs)
+
+
+def count_classes(*labels) -> int:
+  """Number of classes of integer label arrays: 1 + their largest label."""
+  return int(max(np.max(y) for y in labels)) + 1

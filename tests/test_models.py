@@ -1,0 +1,222 @@
+"""Networks: exact parameter counts and shapes, transposed convolutions against
+a NumPy scatter reference, the max-pool, and BatchNorm state."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simvae_jax import methods, models
+from simvae_jax.models import layers, resnet
+
+from conftest import tiny_conv_config
+
+
+def abstract_params(module, example_shape):
+  """Parameter shapes without computing anything (full-size networks)."""
+  variables = jax.eval_shape(
+      lambda: module.init(jax.random.PRNGKey(0), jnp.zeros(example_shape), train=False))
+  return variables["params"], variables
+
+
+def output_shape(module, example_shape, batch=2):
+  _, variables = abstract_params(module, example_shape)
+  inputs = jax.ShapeDtypeStruct((batch, *example_shape[1:]), jnp.float32)
+  return jax.eval_shape(lambda v, x: module.apply(v, x, train=False), variables,
+                        inputs).shape
+
+
+# ----------------------------------------------------------------------------
+# Parameter counts and shapes (the released code's and the SSL ResNet-18).
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("side, expected", [(32, 969_920), (64, 1_757_632)])
+def test_authors_encoder_parameter_count(side, expected):
+  encoder = resnet.AuthorsResNetEncoder(output_dim=128)
+  params, _ = abstract_params(encoder, (1, side, side, 3))
+  assert models.count_parameters(params) == expected
+  assert output_shape(encoder, (1, side, side, 3)) == (2, 128)
+
+
+def test_authors_encoder_stem_follows_the_image_size():
+  small, _ = abstract_params(resnet.AuthorsResNetEncoder(output_dim=128), (1, 32, 32, 3))
+  large, _ = abstract_params(resnet.AuthorsResNetEncoder(output_dim=128), (1, 64, 64, 3))
+  assert small["Conv_0"]["kernel"].shape == (3, 3, 3, 64) and "bias" in small["Conv_0"]
+  assert large["Conv_0"]["kernel"].shape == (4, 4, 3, 64) and "bias" not in large["Conv_0"]
+  # flatten 4x4x128 (32 px) and 8x8x128 (64 px) into the output layer
+  assert small["Dense_0"]["kernel"].shape == (2048, 128)
+  assert large["Dense_0"]["kernel"].shape == (8192, 128)
+
+
+@pytest.mark.parametrize("side", [32, 64])
+def test_authors_decoder_parameter_count_and_shape(side):
+  decoder = resnet.AuthorsResNetDecoder(image_shape=(side, side, 3))
+  params, variables = abstract_params(decoder, (1, 64))
+  if side == 32:
+    assert models.count_parameters(params) == 8_984_387
+  assert output_shape(decoder, (1, 64), batch=3) == (3, side, side, 3)
+  assert "batch_stats" in variables
+
+
+def test_resnet18_trunk_has_the_standard_parameter_count():
+  encoder = resnet.ResNet18Encoder(output_dim=64)
+  params, _ = abstract_params(encoder, (1, 32, 32, 3))
+  output_layer = 512 * 64 + 64
+  assert models.count_parameters(params) - output_layer == 11_168_832
+  assert output_shape(encoder, (1, 32, 32, 3)) == (2, 64)
+
+
+def test_decoder_rejects_image_sizes_it_cannot_make():
+  decoder = resnet.AuthorsResNetDecoder(image_shape=(28, 28, 1))
+  with pytest.raises(ValueError, match="multiple of 16"):
+    abstract_params(decoder, (1, 10))
+
+
+def test_registry_sections_are_the_constructor_arguments():
+  config = tiny_conv_config()
+  encoder = models.make_encoder(config.model, output_dim=6)
+  assert isinstance(encoder, resnet.AuthorsResNetEncoder)
+  assert tuple(encoder.stage_widths) == (4, 8, 8) and encoder.stem_width == 8
+  defaults = models.hyperparameter_defaults(models.ENCODERS)
+  assert defaults["resnet18"]["stage_widths"] == (64, 128, 256, 512)
+  config.model.encoder = "vit"
+  with pytest.raises(ValueError, match="resnet18"):
+    models.make_encoder(config.model, output_dim=6)
+
+
+# ----------------------------------------------------------------------------
+# Transposed convolution: every formulation against PyTorch's definition.
+# ----------------------------------------------------------------------------
+
+def scatter_reference(x, kernel, stride, padding, output_padding):
+  """PyTorch ConvTranspose2d by definition: input pixel i adds x[i] W[a] to
+  output pixel i * stride - padding + a (float64 loops)."""
+  batch, height, width, _ = x.shape
+  size, _, _, out_features = kernel.shape
+  out_h = (height - 1) * stride - 2 * padding + size + output_padding
+  out_w = (width - 1) * stride - 2 * padding + size + output_padding
+  out = np.zeros((batch, out_h, out_w, out_features))
+  for i in range(height):
+    for j in range(width):
+      for a in range(size):
+        for b in range(size):
+          y, z = i * stride - padding + a, j * stride - padding + b
+          if 0 <= y < out_h and 0 <= z < out_w:
+            out[:, y, z] += x[:, i, j].astype(np.float64) @ kernel[a, b]
+  return out
+
+
+# (input side, kernel, stride, padding, output_padding): the decoder's layers
+# (3x3 stride 1 and 2, 1x1 stride-2 skip, 7x7 final) at the sizes it uses.
+LAYER_SHAPES = [(2, 3, 1, 1, 0), (2, 3, 2, 1, 1), (4, 3, 2, 1, 1), (5, 3, 1, 1, 0),
+                (4, 1, 2, 0, 1), (5, 7, 2, 3, 1)]
+
+
+@pytest.mark.parametrize("method", ["auto", "phases", "matmul", "lax"])
+@pytest.mark.parametrize("side, kernel_size, stride, padding, output_padding",
+                         LAYER_SHAPES)
+def test_transposed_conv_matches_the_definition(method, side, kernel_size, stride,
+                                                padding, output_padding):
+  rng = np.random.default_rng(side * kernel_size + stride)
+  x = rng.normal(size=(2, side, side, 3)).astype(np.float32)
+  kernel = rng.normal(size=(kernel_size, kernel_size, 3, 5)).astype(np.float32)
+  got = layers.transposed_conv(jnp.asarray(x), jnp.asarray(kernel), stride, padding,
+                               output_padding, method)
+  expected = scatter_reference(x, kernel, stride, padding, output_padding)
+  assert got.shape == expected.shape
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+  # ... and Flax's ConvTranspose with the same kernel (in/out swapped, flipped).
+  low = kernel_size - 1 - padding
+  flax_layer = nn.ConvTranspose(5, (kernel_size, kernel_size), strides=(stride, stride),
+                                padding=((low, low + output_padding),) * 2,
+                                transpose_kernel=True, use_bias=False)
+  flax_out = flax_layer.apply({"params": {"kernel": np.swapaxes(kernel, 2, 3)}}, x)
+  np.testing.assert_allclose(got, flax_out, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["phases", "matmul"])
+def test_transposed_conv_gradients_equal_the_reference_form(method):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 4, 4, 3)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 5)), jnp.float32)
+  cotangent = jnp.asarray(rng.normal(size=(2, 8, 8, 5)), jnp.float32)
+  loss = lambda m: (lambda x, k: jnp.sum(cotangent * layers.transposed_conv(x, k, 2, 1, 1, m)))
+  got = jax.grad(loss(method), argnums=(0, 1))(x, kernel)
+  reference = jax.grad(loss("lax"), argnums=(0, 1))(x, kernel)
+  for g, r in zip(got, reference):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_transposed_conv_method_is_rejected():
+  with pytest.raises(ValueError, match="phases"):
+    layers.transposed_conv(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 1, 1, 0,
+                           "fft")
+
+
+@pytest.mark.parametrize("side", [15, 30, 31])
+def test_max_pool_equals_flax_max_pool_with_gradient(side):
+  x = jnp.asarray(np.random.default_rng(side).normal(size=(2, side, side, 3)),
+                  jnp.float32)
+  reference = lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  np.testing.assert_array_equal(layers.max_pool_3x3_stride_2(x), reference(x))
+  np.testing.assert_array_equal(
+      jax.grad(lambda x: jnp.sum(jnp.sin(layers.max_pool_3x3_stride_2(x))))(x),
+      jax.grad(lambda x: jnp.sum(jnp.sin(reference(x))))(x))
+
+
+# ----------------------------------------------------------------------------
+# BatchNorm state.
+# ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conv_method():
+  config = tiny_conv_config()
+  method = methods.make_method(config, (8, 8, 1))
+  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  return method, params, state
+
+
+def test_init_returns_batch_statistics_for_conv_networks(conv_method):
+  _, _, state = conv_method
+  assert set(state) == {"encoder", "decoder"}
+  assert set(state["encoder"]) == {"batch_stats"}
+
+
+def test_inference_representations_do_not_depend_on_the_batch(conv_method):
+  method, params, state = conv_method
+  images = jax.random.uniform(jax.random.PRNGKey(1), (6, 8, 8, 1))
+  alone = method.represent(params, state, images[:2])
+  together = method.represent(params, state, images)[:2]
+  np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+  # In training mode batch statistics do mix the images.
+  train_alone, _ = method.autoencoder.encode(params, state, images[:2], train=True)
+  train_together, _ = method.autoencoder.encode(params, state, images, train=True)
+  assert not np.allclose(train_alone[0], train_together[0][:2], atol=1e-4)
+
+
+def test_training_pass_updates_running_averages_with_momentum_0_9(conv_method):
+  method, params, state = conv_method
+  views = jax.random.uniform(jax.random.PRNGKey(2), (4, 2, 8, 8, 1))
+  _, new_state = method.autoencoder.pass_views(params, state, views,
+                                               jax.random.PRNGKey(3))
+  # The stem BatchNorm sees the stem conv's outputs over all 8 views.
+  flat = views.reshape(8, 8, 8, 1)
+  stem = nn.Conv(8, (3, 3), padding="VALID").apply(
+      {"params": params["encoder"]["Conv_0"]}, flat)
+  old = state["encoder"]["batch_stats"]["BatchNorm_0"]
+  new = new_state["encoder"]["batch_stats"]["BatchNorm_0"]
+  np.testing.assert_allclose(new["mean"], 0.9 * old["mean"] + 0.1 * stem.mean((0, 1, 2)),
+                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(new["var"], 0.9 * old["var"] + 0.1 * stem.var((0, 1, 2)),
+                             rtol=1e-4, atol=1e-6)
+
+
+def test_stem_bias_before_batchnorm_gets_no_gradient(conv_method):
+  """The released encoder's stem conv bias is followed by BatchNorm, which
+  removes any per-channel constant: its gradient vanishes (up to rounding)."""
+  method, params, state = conv_method
+  views = jax.random.uniform(jax.random.PRNGKey(4), (4, 2, 8, 8, 1))
+  grads = jax.grad(lambda p: method.objective(p, state, views, jax.random.PRNGKey(5))[0])(params)
+  stem = grads["encoder"]["Conv_0"]
+  assert float(jnp.max(jnp.abs(stem["bias"]))) < 1e-4 * float(jnp.max(jnp.abs(stem["kernel"])))
