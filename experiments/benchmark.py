@@ -4,8 +4,11 @@ python experiments/benchmark.py --config=configs/mnist.py \
     --config.data.source=npz --config.data.path=../shared/datasets/mnist.npz \
     --config.num_views=2
 
-Prints one JSON line: compile time, median step time over repeats, views/s and
-achieved GFLOP/s (XLA's FLOP count of the step divided by the median time).
+Prints one JSON line: compile time, median step time over repeats, views/s,
+achieved GFLOP/s (XLA's FLOP count of the step divided by the median time) and
+the machine's yardstick measured in the same process: the GFLOP/s of a large
+float32 matmul, and the step's GFLOP/s as a fraction of it, so that figures from
+different machines can be related.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
@@ -36,6 +40,19 @@ def step_flops(compiled) -> float:
   if isinstance(analysis, (list, tuple)):
     analysis = analysis[0] if analysis else {}
   return float((analysis or {}).get("flops", 0.0))
+
+
+def matmul_gflop_per_s(size: int = 2048, repeats: int = 7) -> float:
+  """The yardstick: float32 GFLOP/s of a jitted [size, size] @ [size, size]."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+  matmul = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(matmul(a))
+  times = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    jax.block_until_ready(matmul(a))
+    times.append(time.perf_counter() - started)
+  return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) -> dict:
@@ -63,8 +80,11 @@ def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) ->
   median = statistics.median(step_times)
   views = config.batch_size * config.num_views
   flops = step_flops(compiled)
+  yardstick = matmul_gflop_per_s()
   return {
       "config": f"{config.data.name} {config.method}",
+      "encoder": config.model.encoder, "decoder": config.model.decoder,
+      "dtype": config.model.dtype,
       "images_per_step": config.batch_size, "num_views": config.num_views,
       "views_per_step": views, "devices": jax.device_count(),
       "backend": jax.default_backend(), "machine": platform.processor() or platform.machine(),
@@ -75,6 +95,8 @@ def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) ->
       "views_per_s": round(views / median, 1),
       "gflop_per_step": round(flops / 1e9, 4),
       "gflop_per_s": round(flops / median / 1e9, 2),
+      "matmul_gflop_per_s": round(yardstick, 1),
+      "fraction_of_matmul": round(flops / median / 1e9 / yardstick, 3),
       "repeats": repeats, "steps_per_repeat": steps_per_repeat,
   }
 

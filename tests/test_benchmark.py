@@ -2,6 +2,8 @@
 
 import importlib.util
 
+import pytest
+
 from conftest import REPO, tiny_digits_config
 
 
@@ -27,3 +29,6 @@ def test_benchmark_reports_measured_numbers():
   forward_matmul_flops = 2 * 80 * (64 * 64 + 64 * 8 + 4 * 64 + 64 * 64)
   assert result["gflop_per_step"] * 1e9 > forward_matmul_flops
   assert result["compile_s"] > 0
+  assert result["matmul_gflop_per_s"] > 0
+  assert result["fraction_of_matmul"] == pytest.approx(
+      result["gflop_per_s"] / result["matmul_gflop_per_s"], abs=2e-3)

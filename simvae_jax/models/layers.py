@@ -3,25 +3,31 @@
 ``TransposedConv`` is PyTorch's ``ConvTranspose2d`` (kernel ``[kh, kw, in, out]``,
 ``padding``, ``output_padding``): input pixel ``i`` adds ``x[i] * W[a]`` to output
 pixel ``i * stride - padding + a``. XLA's CPU backend runs the textbook form
-(a convolution over the zero-dilated input) slowly, so the layer computes the
-same function in one of three exact ways:
+(a convolution over the zero-dilated input) slowly, and its convolution
+gradients are slower than matrix products of the same size, so the layer
+computes the same function in one of these exact ways:
 
 * ``phases``: output pixels ``y = m * stride + r`` of one phase ``r`` read a fixed
   subset of kernel taps, so each of the ``stride**2`` phases is a small stride-1
   convolution of the undilated input; the phases are interleaved afterwards
   (sub-pixel convolution). No multiply touches an inserted zero.
-* ``matmul``: for inputs no larger than the kernel (the decoder's 2x2 stage)
-  the layer is a dense ``[H*W*in, H'*W'*out]`` matrix built from the kernel, and
-  the whole layer is one matrix product.
+* ``scatter``: one matrix product gives every input pixel's contribution to
+  its k x k output window, and the contributions are added into place phase by
+  phase (col2im; how PyTorch computes the layer). Its gradients are matrix
+  products too: ``dW = x^T @ patches(g)`` and ``dx = patches(g) @ W^T``.
+* ``auto`` (default): the fastest exact forward (``phases`` for stride-1 layers
+  whose input is larger than the kernel, ``scatter`` otherwise) with the
+  gradients of ``scatter`` (a ``custom_vjp``).
 * ``lax``: ``jax.lax.conv_transpose``, the reference.
 
-``auto`` picks ``matmul`` for inputs no larger than the kernel and ``phases``
-otherwise. All are tested equal to a NumPy scatter reference and to
-``flax.linen.ConvTranspose``.
+Measurements of each form are in ``experiments/results/cifar10.md``; all are
+tested equal to a NumPy scatter reference and to ``flax.linen.ConvTranspose``,
+values and gradients.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -30,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TRANSPOSED_CONV_METHODS = ("auto", "phases", "matmul", "lax")
+TRANSPOSED_CONV_METHODS = ("auto", "phases", "scatter", "lax")
 
 # PyTorch's BatchNorm2d defaults: eps 1e-5, running-average momentum 0.1 (Flax's
 # momentum is the weight of the old average: 0.9).
@@ -45,22 +51,35 @@ def batch_norm(train: bool, dtype: Any, name: str | None = None) -> nn.BatchNorm
                       epsilon=BATCH_NORM_EPSILON, dtype=dtype, name=name)
 
 
+def _max_pool_axis(x: jax.Array, axis: int) -> jax.Array:
+  """Max over windows of 3 with stride 2 and padding 1 along ``axis``.
+
+  Output ``o`` covers inputs 2o - 1, 2o, 2o + 1: with the axis reshaped to
+  pairs (even, odd), that is max(even[o], odd[o], odd[o - 1]).
+  """
+  size = x.shape[axis]
+  out = (size - 1) // 2 + 1
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, 2 * out - size)
+  x = jnp.pad(x, pad, constant_values=-jnp.inf)
+  pairs = x.reshape(*x.shape[:axis], out, 2, *x.shape[axis + 1:])
+  even = jax.lax.index_in_dim(pairs, 0, axis + 1, keepdims=False)
+  odd = jax.lax.index_in_dim(pairs, 1, axis + 1, keepdims=False)
+  shift = [(0, 0)] * x.ndim
+  shift[axis] = (1, 0)
+  previous_odd = jax.lax.slice_in_dim(
+      jnp.pad(odd, shift, constant_values=-jnp.inf), 0, out, axis=axis)
+  return jnp.maximum(jnp.maximum(even, odd), previous_odd)
+
+
 def max_pool_3x3_stride_2(x: jax.Array) -> jax.Array:
   """PyTorch ``MaxPool2d(3, stride=2, padding=1)`` on [N, H, W, C].
 
-  Written as the maximum of nine strided slices of the (-inf)-padded input:
-  the same values as ``nn.max_pool``, but its gradient is a few selects
-  instead of XLA's select-and-scatter, which is slow on CPU.
+  Separable (rows, then columns) and written with reshapes: the same values as
+  ``nn.max_pool``, but its gradient is a few selects instead of XLA's
+  select-and-scatter, which is slow on CPU.
   """
-  _, height, width, _ = x.shape
-  out_h, out_w = (height - 1) // 2 + 1, (width - 1) // 2 + 1
-  padded = jnp.pad(x, ((0, 0), (1, 2), (1, 2), (0, 0)), constant_values=-jnp.inf)
-  result = None
-  for dy in range(3):
-    for dx in range(3):
-      window = padded[:, dy:dy + 2 * out_h:2, dx:dx + 2 * out_w:2]
-      result = window if result is None else jnp.maximum(result, window)
-  return result
+  return _max_pool_axis(_max_pool_axis(x, 1), 2)
 
 
 def _output_size(size: int, kernel: int, stride: int, padding: int,
@@ -105,31 +124,86 @@ def _transposed_conv_phases(x, kernel, stride: int, padding: int):
   return out.reshape(batch, height * stride, width * stride, -1)
 
 
-def _selection(size: int, out_size: int, kernel: int, stride: int, padding: int):
-  """0/1 array [size, out_size, kernel]: input i reaches output o through tap a."""
-  selection = np.zeros((size, out_size, kernel), np.float32)
-  for i in range(size):
-    for a in range(kernel):
-      o = i * stride - padding + a
-      if 0 <= o < out_size:
-        selection[i, o, a] = 1.0
-  return selection
-
-
-def _transposed_conv_matmul(x, kernel, stride: int, padding: int,
-                            output_padding: int):
-  """Dense-matrix form: the layer as one [N, H*W*in] x [H*W*in, H'*W'*out] product."""
+def _transposed_conv_scatter(x, kernel, stride: int, padding: int):
+  """GEMM + col2im form; requires output size == stride * input size."""
   batch, height, width, in_features = x.shape
   kernel_size, _, _, out_features = kernel.shape
-  out_h = _output_size(height, kernel_size, stride, padding, output_padding)
-  out_w = _output_size(width, kernel_size, stride, padding, output_padding)
-  select_y = _selection(height, out_h, kernel_size, stride, padding)
-  select_x = _selection(width, out_w, kernel_size, stride, padding)
-  matrix = jnp.einsum("iya,jxb,abco->ijcyxo", select_y.astype(kernel.dtype),
-                      select_x.astype(kernel.dtype), kernel)
-  matrix = matrix.reshape(height * width * in_features, out_h * out_w * out_features)
-  out = x.reshape(batch, -1) @ matrix
-  return out.reshape(batch, out_h, out_w, out_features)
+  taps = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)      # [in, k*k*out]
+  contributions = (x.reshape(-1, in_features) @ taps).reshape(
+      batch, height, width, kernel_size, kernel_size, out_features)
+  phases = []
+  for phase_y in range(stride):
+    taps_y, low_y = _phase_taps(kernel_size, stride, padding, phase_y)
+    row = []
+    for phase_x in range(stride):
+      taps_x, low_x = _phase_taps(kernel_size, stride, padding, phase_x)
+      total = jnp.zeros((batch, height, width, out_features), x.dtype)
+      for offset_y, a in enumerate(taps_y, start=low_y):
+        for offset_x, b in enumerate(taps_x, start=low_x):
+          # Output m of this phase reads input m + offset: shift by -offset.
+          total = total + _shift(contributions[:, :, :, a, b], offset_y, offset_x)
+      row.append(total)
+    phases.append(jnp.stack(row, axis=3))                   # [N, H, W, s, C]
+  out = jnp.stack(phases, axis=2)                           # [N, H, s, W, s, C]
+  return out.reshape(batch, height * stride, width * stride, out_features)
+
+
+def _shift(x: jax.Array, dy: int, dx: int) -> jax.Array:
+  """out[:, m, n] = x[:, m + dy, n + dx], zero outside: [N, H, W, C] -> same."""
+  _, height, width, _ = x.shape
+  padded = jnp.pad(x, ((0, 0), (max(-dy, 0), max(dy, 0)), (max(-dx, 0), max(dx, 0)),
+                       (0, 0)))
+  return padded[:, max(dy, 0):max(dy, 0) + height, max(dx, 0):max(dx, 0) + width]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _transposed_conv_fast(x, kernel, stride: int, padding: int, forward: str):
+  """Forward by ``forward`` ('phases' or 'scatter'), gradients by matrix
+  products (the scatter form's)."""
+  if forward == "phases":
+    return _transposed_conv_phases(x, kernel, stride, padding)
+  return _transposed_conv_scatter(x, kernel, stride, padding)
+
+
+def _transposed_conv_fast_forward(x, kernel, stride, padding, forward):
+  return _transposed_conv_fast(x, kernel, stride, padding, forward), (x, kernel)
+
+
+def _cotangent_patches(cotangent, kernel_size: int, stride: int, padding: int):
+  """[N, H, W, k*k*out]: for input pixel i and tap (a, b), the output
+  cotangent at i * stride - padding + (a, b) (zero outside), tap-major."""
+  batch, out_h, out_w, out_features = cotangent.shape
+  height, width = out_h // stride, out_w // stride
+  phases = cotangent.reshape(batch, height, stride, width, stride, out_features)
+  patches = [None] * kernel_size ** 2
+  for phase_y in range(stride):
+    taps_y, low_y = _phase_taps(kernel_size, stride, padding, phase_y)
+    for phase_x in range(stride):
+      taps_x, low_x = _phase_taps(kernel_size, stride, padding, phase_x)
+      phase = phases[:, :, phase_y, :, phase_x]
+      for offset_y, a in enumerate(taps_y, start=low_y):
+        for offset_x, b in enumerate(taps_x, start=low_x):
+          patches[a * kernel_size + b] = _shift(phase, -offset_y, -offset_x)
+  zeros = jnp.zeros_like(phases[:, :, 0, :, 0])
+  return jnp.concatenate([zeros if p is None else p for p in patches], axis=-1)
+
+
+def _transposed_conv_fast_backward(stride, padding, forward, residuals, cotangent):
+  """dx = patches(g) @ W^T and dW = x^T @ patches(g): two matrix products."""
+  del forward
+  x, kernel = residuals
+  kernel_size, _, in_features, out_features = kernel.shape
+  patches = _cotangent_patches(cotangent, kernel_size, stride, padding)
+  patches = patches.reshape(-1, kernel_size * kernel_size * out_features)
+  taps = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)      # [in, k*k*out]
+  dx = (patches @ taps.T).reshape(x.shape)
+  dkernel = (x.reshape(-1, in_features).T @ patches).reshape(
+      in_features, kernel_size, kernel_size, out_features).transpose(1, 2, 0, 3)
+  return dx, dkernel
+
+
+_transposed_conv_fast.defvjp(_transposed_conv_fast_forward,
+                             _transposed_conv_fast_backward)
 
 
 def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
@@ -145,15 +219,16 @@ def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
   kernel_size = kernel.shape[0]
   out_h = _output_size(height, kernel_size, stride, padding, output_padding)
   out_w = _output_size(width, kernel_size, stride, padding, output_padding)
+  if method != "lax" and (out_h, out_w) != (stride * height, stride * width):
+    method = "lax"   # the phase forms interleave equal-sized phases only
   if method == "auto":
     small = height * width <= kernel_size * kernel_size
-    method = "matmul" if small else "phases"
-  if method == "phases" and (out_h, out_w) != (stride * height, stride * width):
-    method = "lax"   # the phase form interleaves equal-sized phases only
+    forward = "phases" if stride == 1 and not small else "scatter"
+    return _transposed_conv_fast(x, kernel, stride, padding, forward)
   if method == "phases":
     return _transposed_conv_phases(x, kernel, stride, padding)
-  if method == "matmul":
-    return _transposed_conv_matmul(x, kernel, stride, padding, output_padding)
+  if method == "scatter":
+    return _transposed_conv_scatter(x, kernel, stride, padding)
   low = kernel_size - 1 - padding
   # transpose_kernel reads the kernel as the forward convolution's (in <-> out).
   return jax.lax.conv_transpose(
