@@ -21,17 +21,12 @@ import matplotlib.figure
 import numpy as np
 from absl import app, flags, logging
 
+import common
 from simvae_jax import runs
 from simvae_jax.paper import DATASET_NAMES, TABLE1
 
-_ROOT = flags.DEFINE_string("root", "runs/simvae_mnist_fmnist", "Run directories.")
-_DATA_DIR = flags.DEFINE_string("data_dir", "../shared/datasets", "Folder of the .npz files.")
-_RESULTS = flags.DEFINE_string("results", "experiments/results", "Where to write results.")
-_DATASETS = flags.DEFINE_list("datasets", ["mnist", "fashion_mnist"], "Datasets.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
-_VARIANT = flags.DEFINE_string("variant", "paper", "Config variant (configs/mnist.py:VARIANT).")
-_EPOCHS = flags.DEFINE_integer("num_epochs", 400, "Training epochs (paper: 400).")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate; 0 keeps the config's.")
+common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
+FLAGS = common.FLAGS
 _EVAL_EVERY = flags.DEFINE_integer("eval_every_epochs", 1, "Evaluate every N epochs (0: only at the end).")
 
 TARGETS = {"mnist": {"mlp_probe_acc": 98.0, "knn_acc": 98.0},
@@ -45,11 +40,11 @@ def paper(dataset: str) -> dict:
 
 
 def make_config(dataset: str, seed: int):
-  config = runs.dataset_config(dataset, _VARIANT.value, _DATA_DIR.value)
+  config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
   config.seed = seed
-  config.num_epochs = _EPOCHS.value
-  if _LEARNING_RATE.value:
-    config.optimizer.learning_rate = _LEARNING_RATE.value
+  config.num_epochs = FLAGS.num_epochs
+  if FLAGS.learning_rate:
+    config.optimizer.learning_rate = FLAGS.learning_rate
   config.eval.compare_untrained = False
   config.eval.every_steps = _EVAL_EVERY.value * runs.epoch_length(config)
   return config
@@ -76,10 +71,10 @@ def plot(histories: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def write_report(finals, walls, command: str) -> str:
-  config = make_config(_DATASETS.value[0], 0)
+def write_report(finals, walls, command: str, name: str) -> str:
+  config = make_config(FLAGS.datasets[0], 0)
   rows = []
-  for dataset in _DATASETS.value:
+  for dataset in FLAGS.datasets:
     cells = [runs.format_mean_error([f["label"][m] for f in finals[dataset]])
              for m in METRICS]
     met = {m: 100 * runs.mean_and_error([f["label"][m] for f in finals[dataset]])[0]
@@ -93,28 +88,28 @@ def write_report(finals, walls, command: str) -> str:
       f"| {DATASET_NAMES[d]} | {s} | " + " | ".join(f"{100 * f['label'][m]:.2f}" for m in METRICS)
       + f" | {f['label']['knn_k']} | {f['label']['mlp_probe_epoch']} | "
       f"{f['label']['recon_mse']:.4f} | {w / 60:.1f} |"
-      for d in _DATASETS.value for s, f, w in zip(_SEEDS.value, finals[d], walls[d]))
+      for d in FLAGS.datasets for s, f, w in zip(FLAGS.seeds, finals[d], walls[d]))
   total_wall = sum(sum(w) for w in walls.values())
-  return f"""# SimVAE on MNIST and Fashion-MNIST ({_EPOCHS.value}-epoch schedule)
+  return f"""# SimVAE on MNIST and Fashion-MNIST ({FLAGS.num_epochs}-epoch schedule)
 
 Test accuracy (%) of frozen SimVAE representations, mean ± standard error over
-seeds {", ".join(_SEEDS.value)}. **Schedule: {_EPOCHS.value} epochs** (the paper trains for 400),
+seeds {", ".join(FLAGS.seeds)}. **Schedule: {FLAGS.num_epochs} epochs** (the paper trains for 400),
 {config.batch_size} images x J = {config.num_views} views per step, Adam lr
 {config.optimizer.learning_rate:g} (eps {config.optimizer.eps:g}), {config.likelihood.name}
 likelihood (log sigma_x^2 = {config.likelihood.log_variance}), prior sigma^2 =
 {config.simvae.prior_variance}, N(0, I) prior on zbar: {config.simvae.mean_prior},
 crop scale {tuple(config.augment.crop_scale)}, {config.augment.flip} flips, MLP
-784-2000-500-500-(2x10), config `configs/<dataset>.py:{_VARIANT.value}`.
+784-2000-500-500-(2x10), config `configs/<dataset>.py:{FLAGS.variant}`.
 
 | dataset | MLP probe | linear probe | kNN | GMM | paper MP / KNN (400 epochs) | targets |
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Protocol: {finals[_DATASETS.value[0]][0]["label"]["protocol"]}. The paper (and the
+Protocol: {finals[FLAGS.datasets[0]][0]["label"]["protocol"]}. The paper (and the
 released code) report the best test accuracy over probe epochs and k instead.
 
 Accuracy against epochs (mean over seeds, evaluated every {_EVAL_EVERY.value} epoch(s)):
-![accuracy vs epochs](simvae_mnist_fmnist.png)
+![accuracy vs epochs]({name}.png)
 
 Per run (final evaluation):
 
@@ -134,20 +129,18 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   finals, histories, walls = {}, {}, {}
-  for dataset in _DATASETS.value:
-    for seed in map(int, _SEEDS.value):
-      workdir = os.path.join(_ROOT.value, f"{dataset}_seed{seed}")
+  for dataset in FLAGS.datasets:
+    for seed in map(int, FLAGS.seeds):
+      workdir = os.path.join(FLAGS.root, f"{dataset}_seed{seed}")
       final, history, wall = runs.run_job(make_config(dataset, seed), workdir)
       finals.setdefault(dataset, []).append(final)
       histories.setdefault(dataset, []).append(history)
       walls.setdefault(dataset, []).append(wall)
-  os.makedirs(_RESULTS.value, exist_ok=True)
-  plot(histories, os.path.join(_RESULTS.value, "simvae_mnist_fmnist.png"))
+  os.makedirs(FLAGS.results, exist_ok=True)
+  name = runs.results_name(FLAGS.results, FLAGS.name, FLAGS.replace, (".md", ".png"))
+  plot(histories, os.path.join(FLAGS.results, f"{name}.png"))
   command = "python " + " ".join(sys.argv)
-  report = write_report(finals, walls, command)
-  with open(os.path.join(_RESULTS.value, "simvae_mnist_fmnist.md"), "w") as file:
-    file.write(report)
-  print(report)
+  common.write_report(name, write_report(finals, walls, command, name))
 
 
 if __name__ == "__main__":

@@ -23,21 +23,15 @@ import matplotlib.figure
 import numpy as np
 from absl import app, flags, logging
 
+import common
 from simvae_jax import methods, outputs, paper, runs
 from simvae_jax.paper import DATASET_NAMES, TABLE1
 
-_ROOT = flags.DEFINE_string("root", "runs/table1", "Job directories.")
-_DATA_DIR = flags.DEFINE_string("data_dir", "../shared/datasets", "Folder of the .npz files.")
-_RESULTS = flags.DEFINE_string("results", "experiments/results", "Where to write results.")
+common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
+FLAGS = common.FLAGS
 _METHODS = flags.DEFINE_list("methods", ["random", "simclr", "moco", "vicreg", "vae",
                                          "beta_vae", "cr_vae", "simvae"], "Methods.")
-_DATASETS = flags.DEFINE_list("datasets", ["mnist", "fashion_mnist"], "Datasets.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
-_VARIANT = flags.DEFINE_string("variant", "paper", "Config variant of configs/<dataset>.py.")
-_EPOCHS = flags.DEFINE_integer("num_epochs", 400, "Training epochs (paper: 400).")
 _VIEWS = flags.DEFINE_integer("num_views", 0, "J; 0 keeps the config's (paper: 10).")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate; 0 keeps the config's.")
-_NAME = flags.DEFINE_string("name", "table1_mnist_fmnist", "Results file name (.md).")
 _DECODER_STEPS = flags.DEFINE_integer("posthoc_decoder_steps", 0, "0 keeps the config's.")
 _NOTES = flags.DEFINE_string("notes", "", "Markdown file appended to the report (the "
                              "discussion of the numbers), so that it survives regeneration.")
@@ -49,12 +43,12 @@ METHOD_SECTIONS = {"beta_vae": "beta_vae", "cr_vae": "cr_vae", "simclr": "simclr
 
 
 def make_config(method: str, dataset: str, seed: int):
-  config = runs.dataset_config(dataset, _VARIANT.value, _DATA_DIR.value)
-  config.method, config.seed, config.num_epochs = method, seed, _EPOCHS.value
+  config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
+  config.method, config.seed, config.num_epochs = method, seed, FLAGS.num_epochs
   if _VIEWS.value:
     config.num_views = _VIEWS.value
-  if _LEARNING_RATE.value:
-    config.optimizer.learning_rate = _LEARNING_RATE.value
+  if FLAGS.learning_rate:
+    config.optimizer.learning_rate = FLAGS.learning_rate
   if _DECODER_STEPS.value:
     config.posthoc_decoder.num_steps = _DECODER_STEPS.value
   config.eval.compare_untrained = False
@@ -63,15 +57,19 @@ def make_config(method: str, dataset: str, seed: int):
 
 def reconstruction_figure(path: str) -> None:
   """Rows: test images, then each method's reconstructions (seed 0)."""
-  datasets = _DATASETS.value
+  datasets = FLAGS.datasets
   fig = matplotlib.figure.Figure(figsize=(8, 0.9 * (len(_METHODS.value) + 1) * len(datasets)),
                                  layout="constrained")
   axes = np.atleast_1d(fig.subplots(len(datasets), 1))
   for ax, dataset in zip(axes, datasets):
-    workdir = lambda m: os.path.join(_ROOT.value, m, f"{dataset}_seed{_SEEDS.value[0]}")
+    workdir = lambda m: os.path.join(FLAGS.root, m, f"{dataset}_seed{FLAGS.seeds[0]}")
     arrays = [np.load(os.path.join(workdir(m), "reconstructions.npz")) for m in _METHODS.value]
     rows = [arrays[0]["originals"]] + [a["reconstructions"] for a in arrays]
-    ax.imshow(outputs.image_grid(rows)[..., 0], cmap="gray", vmin=0, vmax=1)
+    grid = np.clip(outputs.image_grid(rows), 0, 1)
+    if grid.shape[-1] == 1:
+      ax.imshow(grid[..., 0], cmap="gray", vmin=0, vmax=1)
+    else:
+      ax.imshow(grid)
     height = rows[0].shape[1]
     ax.set_yticks([height * (i + 0.5) for i in range(len(rows))],
                   ["test images", *_METHODS.value], fontsize=7)
@@ -80,46 +78,48 @@ def reconstruction_figure(path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def write_report(finals: dict, walls: dict, command: str) -> str:
+def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   header = "| method | " + " | ".join(
-      f"{DATASET_NAMES[d]} {name}" for d in _DATASETS.value
+      f"{DATASET_NAMES[d]} {name}" for d in FLAGS.datasets
       for name in ("MP", "KNN", "linear", "GMM", "paper MP / KNN")) + " |"
-  lines = [header, "|---" * (1 + 5 * len(_DATASETS.value)) + "|"]
+  lines = [header, "|---" * (1 + 5 * len(FLAGS.datasets)) + "|"]
   for method in _METHODS.value:
     cells = []
-    for dataset in _DATASETS.value:
+    for dataset in FLAGS.datasets:
       results = finals[method][dataset]
       cells += [runs.format_mean_error([r["label"][m] for r in results]) for m in METRICS]
       reported = TABLE1.get(method, {}).get(dataset)
       cells.append(f"{reported[0]} / {reported[1]}" if reported else "—")
     lines.append(f"| {method} | " + " | ".join(cells) + " |")
-  recon = ["| method | " + " | ".join(DATASET_NAMES[d] for d in _DATASETS.value) + " |",
-           "|---" * (1 + len(_DATASETS.value)) + "|"]
+  recon = ["| method | " + " | ".join(
+      f"{DATASET_NAMES[d]} {what}" for d in FLAGS.datasets
+      for what in ("recon MSE", "wall (min)")) + " |",
+           "|---" * (1 + 2 * len(FLAGS.datasets)) + "|"]
   for method in _METHODS.value:
     recon.append(f"| {method} | " + " | ".join(
-        runs.format_mean_error([r["label"]["recon_mse"] for r in finals[method][d]],
-                               scale=1.0, digits=4) for d in _DATASETS.value) + " |")
-  config = make_config("simvae", _DATASETS.value[0], 0)
-  hyper = "\n".join(f"- {m}: {make_config(m, _DATASETS.value[0], 0)[METHOD_SECTIONS[m]].to_dict()}"
+        cell for d in FLAGS.datasets for cell in (
+            runs.format_mean_error([r["label"]["recon_mse"] for r in finals[method][d]],
+                                   scale=1.0, digits=4),
+            runs.format_mean_error([w / 60 for w in walls[method][d]], scale=1.0)))
+        + " |")
+  config = make_config("simvae", FLAGS.datasets[0], 0)
+  hyper = "\n".join(f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[METHOD_SECTIONS[m]].to_dict()}"
                     for m in _METHODS.value if m in METHOD_SECTIONS)
   total_wall = sum(sum(w) for per_dataset in walls.values() for w in per_dataset.values())
-  names = " and ".join(DATASET_NAMES[d] for d in _DATASETS.value)
-  encoder = "-".join(map(str, config.model.encoders.mlp.hidden_sizes))
-  return f"""# Table 1 on {names} ({_EPOCHS.value}-epoch schedule)
+  names = " and ".join(DATASET_NAMES[d] for d in FLAGS.datasets)
+  return f"""# Table 1 on {names} ({FLAGS.num_epochs}-epoch schedule)
 
 Top-1 test accuracy (%) of frozen representations, mean ± standard error over
-seeds {", ".join(_SEEDS.value)}; MP = MLP probe. **Schedule: {_EPOCHS.value} epochs**
+seeds {", ".join(FLAGS.seeds)}; MP = MLP probe. **Schedule: {FLAGS.num_epochs} epochs**
 (the paper: 400), {config.batch_size} images x J = {config.num_views} views per step,
-Adam lr {config.optimizer.learning_rate:g}, the same augmentations (crop scale
-{tuple(config.augment.crop_scale)}, flips: {config.augment.flip}), MLP encoder
-(hidden {encoder}) with a {config.model.latent_dim}-d representation and the mirror
-decoder for every method; discriminative methods add a head
+{config.optimizer.name} lr {config.optimizer.learning_rate:g}, and for every method
+the same {runs.describe_setup(config)}; discriminative methods add a head
 {tuple(config.model.head_hidden)} -> {config.model.head_dim} and get a decoder trained
 for {config.posthoc_decoder.num_steps} steps on their frozen representations.
 
 {chr(10).join(lines)}
 
-Protocol: {finals[_METHODS.value[0]][_DATASETS.value[0]][0]["label"]["protocol"]}.
+Protocol: {finals[_METHODS.value[0]][FLAGS.datasets[0]][0]["label"]["protocol"]}.
 
 Means more than 1 point away from the paper's numbers (400 epochs, J = 10, best
 test accuracy over epochs and k):
@@ -127,11 +127,12 @@ test accuracy over epochs and k):
 {chr(10).join(paper.gaps_over(finals)) or "- none"}
 
 Reconstruction MSE per pixel on un-augmented test images (decoders of
-discriminative methods trained afterwards on frozen representations):
+discriminative methods trained afterwards on frozen representations) and wall
+time per job (training, post-hoc decoder and evaluation):
 
 {chr(10).join(recon)}
 
-![reconstructions]({_NAME.value}_reconstructions.png)
+![reconstructions]({name}_reconstructions.png)
 
 Method hyperparameters:
 {hyper}
@@ -151,21 +152,21 @@ def main(argv):
       raise app.UsageError(f"Unknown method {method!r}; choose from {methods.METHODS}")
   finals, walls = {}, {}
   for method in _METHODS.value:
-    for dataset in _DATASETS.value:
-      for seed in map(int, _SEEDS.value):
-        workdir = os.path.join(_ROOT.value, method, f"{dataset}_seed{seed}")
+    for dataset in FLAGS.datasets:
+      for seed in map(int, FLAGS.seeds):
+        workdir = os.path.join(FLAGS.root, method, f"{dataset}_seed{seed}")
         final, _, wall = runs.run_job(make_config(method, dataset, seed), workdir)
         finals.setdefault(method, {}).setdefault(dataset, []).append(final)
         walls.setdefault(method, {}).setdefault(dataset, []).append(wall)
-  os.makedirs(_RESULTS.value, exist_ok=True)
-  reconstruction_figure(os.path.join(_RESULTS.value, f"{_NAME.value}_reconstructions.png"))
-  report = write_report(finals, walls, "python " + " ".join(sys.argv))
+  os.makedirs(FLAGS.results, exist_ok=True)
+  name = runs.results_name(FLAGS.results, FLAGS.name, FLAGS.replace,
+                           (".md", "_reconstructions.png"))
+  reconstruction_figure(os.path.join(FLAGS.results, f"{name}_reconstructions.png"))
+  report = write_report(finals, walls, "python " + " ".join(sys.argv), name)
   if _NOTES.value:
     with open(_NOTES.value) as file:
       report += "\n" + file.read()
-  with open(os.path.join(_RESULTS.value, f"{_NAME.value}.md"), "w") as file:
-    file.write(report)
-  print(report)
+  common.write_report(name, report)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,14 @@ def get_digits_config() -> ml_collections.ConfigDict:
   return config
 
 
+def checked_variant(variant: str | None, variants: tuple[str, ...]) -> str:
+  """``variant`` (default: the first, the paper's), or a clear error."""
+  variant = variant or variants[0]
+  if variant not in variants:
+    raise ValueError(f"Unknown config variant {variant!r}; choose one of {variants}")
+  return variant
+
+
 # Variants of the MNIST-like configs, chosen as ``--config=configs/mnist.py:NAME``.
 MNIST_VARIANTS = ("paper", "authors", "quick")
 
@@ -129,10 +137,7 @@ def get_mnist_like_config(dataset: str, variant: str | None) -> ml_collections.C
   untrained-encoder comparison: training and evaluation in under 10 minutes on
   2 CPU cores.
   """
-  variant = variant or "paper"
-  if variant not in MNIST_VARIANTS:
-    raise ValueError(f"Unknown config variant {variant!r}; choose one of "
-                     f"{MNIST_VARIANTS}")
+  variant = checked_variant(variant, MNIST_VARIANTS)
   config = get_base_config()
   config.data.source = "tfds"
   config.data.name = dataset
@@ -164,10 +169,7 @@ def get_cifar10_config(variant: str | None) -> ml_collections.ConfigDict:
   encoder (decoder unchanged). ``quick``: a CPU setting (see README) that trains
   and evaluates in about 20 minutes on 2 cores.
   """
-  variant = variant or "paper"
-  if variant not in CIFAR10_VARIANTS:
-    raise ValueError(f"Unknown config variant {variant!r}; choose one of "
-                     f"{CIFAR10_VARIANTS}")
+  variant = checked_variant(variant, CIFAR10_VARIANTS)
   config = get_base_config()
   config.data.source = "tfds"
   config.data.name = "cifar10"
@@ -188,7 +190,7 @@ def get_cifar10_config(variant: str | None) -> ml_collections.ConfigDict:
     config.model.encoder = "resnet18"
   if variant == "quick":
     config.num_views = 2
-    config.num_epochs = 1
+    config.num_epochs = 2
     config.optimizer.learning_rate = 1e-3
     config.eval.max_train_examples = 10000
     config.eval.compare_untrained = False

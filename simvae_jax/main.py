@@ -1,7 +1,15 @@
 """Command line: python -m simvae_jax.main --config=configs/digits.py --workdir=DIR
 
 Any config field can be overridden, e.g. ``--config.seed=1 --config.num_steps=100``.
+Mistakes (an unknown method or config key, a missing data file, a batch that
+does not split over the devices, ...) end in one line saying what is wrong and
+a non-zero exit; ``--verbose`` shows the traceback instead.
 """
+
+from __future__ import annotations
+
+import re
+import sys
 
 import jax
 from absl import app, flags, logging
@@ -18,17 +26,77 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host "
     "runs on TPU pods, SLURM or with JAX_COORDINATOR_ADDRESS set).")
+_VERBOSE = flags.DEFINE_bool("verbose", False,
+                             "Show the full traceback of errors.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+# Errors that describe a problem with the user's config, data or workdir.
+USER_ERRORS = (ValueError, KeyError, OSError, FloatingPointError)
+
+
+def one_line(error: BaseException) -> str:
+  """The error's message on one line (KeyError's repr quoting removed)."""
+  message = error.args[0] if isinstance(error, KeyError) and error.args else error
+  text = " ".join(str(message).split())
+  return text or type(error).__name__
+
+
+def fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  if "--verbose" not in sys.argv:
+    print("(run with --verbose for the traceback)", file=sys.stderr)
+  sys.exit(1)
+
+
+def describe_config_error(error: BaseException) -> str:
+  """One line for an error raised while parsing --config flags.
+
+  An unknown key arrives from ml_collections as a chain of KeyError and
+  AttributeError whose messages quote each other; it is reported as the key
+  and ml_collections' suggestion.
+  """
+  chain = []
+  while error is not None and error not in chain:
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  if isinstance(chain[0], (KeyError, AttributeError)):
+    keys = [e.args[0] for e in chain if isinstance(e, KeyError) and e.args]
+    text = " ".join(str(e) for e in chain).replace("\\", "")
+    suggestion = re.search(r'Did you mean "([\w.]+)"', text)
+    if keys:
+      hint = f'; did you mean "{suggestion.group(1)}"?' if suggestion else ""
+      return f'Unknown config key "{keys[-1]}"{hint}'
+  # absl names the flag (useful for bad values) but, for a config file that
+  # failed to load, embeds the traceback: then the original error is the news.
+  if "Traceback" in str(chain[0]) or "config file" in str(chain[0]):
+    return one_line(chain[-1])
+  return one_line(chain[0])
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing with config errors (unknown keys or variants, bad
+  values) reported in one line."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as error:  # what a config file or override may raise
+    if "--verbose" in argv:
+      raise
+    fail(describe_config_error(error))
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  try:
+    if _DISTRIBUTED.value:
+      jax.distributed.initialize()
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  except USER_ERRORS as error:
+    if _VERBOSE.value:
+      raise
+    fail(one_line(error))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

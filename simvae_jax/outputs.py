@@ -11,20 +11,27 @@ import numpy as np
 
 
 class JsonLinesLog:
-  """Appends one JSON object per logged step to a ``.jsonl`` file.
+  """An append-only ``.jsonl`` file of one JSON object per logged step.
 
-  On resume from step s, lines logged after s by the interrupted run are
-  dropped, so the file always describes one uninterrupted run.
+  Opening it creates the file if it is missing and never truncates it. A run
+  resumed from step s calls ``drop_after(s)``: lines that the interrupted run
+  logged after its last checkpoint are removed, so the file describes one
+  uninterrupted run; everything up to s is kept.
   """
 
-  def __init__(self, path: str, resume_step: int = 0):
+  def __init__(self, path: str):
     self.path = path
-    kept = []
-    if os.path.exists(path):
-      with open(path) as file:
-        kept = [line for line in file
-                if line.strip() and json.loads(line)["step"] <= resume_step]
-    with open(path, "w") as file:
+    with open(path, "a"):
+      pass
+
+  def drop_after(self, step: int) -> None:
+    """Removes entries logged after ``step``."""
+    if not os.path.exists(self.path):
+      return
+    with open(self.path) as file:
+      kept = [line for line in file
+              if line.strip() and json.loads(line)["step"] <= step]
+    with open(self.path, "w") as file:
       file.writelines(kept)
 
   def write(self, step: int, record: dict) -> None:

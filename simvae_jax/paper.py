@@ -1,4 +1,4 @@
-"""The paper's reported numbers (SPEC §5, Table 1): top-1 %, MLP probe and kNN."""
+"""The paper's reported numbers (its Table 1): top-1 %, MLP probe and kNN."""
 
 import numpy as np
 

@@ -15,19 +15,61 @@ import time
 import numpy as np
 
 from simvae_jax import outputs, train
-from simvae_jax.base_config import get_digits_config, get_mnist_like_config
+from simvae_jax import workdir as run_dir
+from simvae_jax.base_config import (get_cifar10_config, get_digits_config,
+                                    get_mnist_like_config)
 from simvae_jax.data import pipeline, sources
+
+# The offline files of each dataset in a folder like ../shared/datasets.
+NPZ_FILES = {
+    "mnist": ("mnist.npz",),
+    "fashion_mnist": ("fashion_mnist.npz",),
+    "cifar10": ("cifar10_train_part0.npz", "cifar10_train_part1.npz",
+                "cifar10_test.npz"),
+}
 
 
 def dataset_config(dataset: str, variant: str, data_dir: str):
-  """The config of ``dataset`` reading ``<data_dir>/<dataset>.npz`` (digits:
-  the built-in source)."""
+  """The config of ``dataset`` (variant ``variant``) reading its .npz files
+  from ``data_dir`` (digits: the built-in source)."""
   if dataset == "digits":
     return get_digits_config()
-  config = get_mnist_like_config(dataset, variant)
+  if dataset not in NPZ_FILES:
+    raise ValueError(f"Unknown dataset {dataset!r}; choose one of "
+                     f"{['digits', *NPZ_FILES]}")
+  config = (get_cifar10_config(variant) if dataset == "cifar10"
+            else get_mnist_like_config(dataset, variant))
   config.data.source = "npz"
-  config.data.path = os.path.join(data_dir, f"{dataset}.npz")
+  config.data.path = ",".join(os.path.join(data_dir, f) for f in NPZ_FILES[dataset])
   return config
+
+
+def describe_setup(config) -> str:
+  """One paragraph naming the networks and augmentations of ``config``."""
+  sections = lambda kind, name: dict(config.model[kind].get(name) or {})
+  augment = config.augment
+  colour = (f", colour jitter {tuple(augment.color_jitter)} x "
+            f"{augment.color_jitter_strength:g} with p = {augment.color_jitter_prob:g}, "
+            f"grayscale p = {augment.grayscale_prob:g}"
+            if augment.color_jitter_prob or augment.grayscale_prob else "")
+  return (f"encoder `{config.model.encoder}` {sections('encoders', config.model.encoder)} "
+          f"with a {config.model.latent_dim}-d representation, decoder "
+          f"`{config.model.decoder}` {sections('decoders', config.model.decoder)}, "
+          f"{config.model.dtype}; augmentations: crop scale "
+          f"{tuple(augment.crop_scale)}, flips {augment.flip}{colour}")
+
+
+def results_name(results_dir: str, name: str, replace: bool,
+                 suffixes: tuple[str, ...] = (".md",)) -> str:
+  """``name``, or, unless ``replace``, the first of ``name-2``, ``name-3``, ...
+  for which no ``<results_dir>/<name><suffix>`` exists yet, so that a run on a
+  subset never overwrites committed results."""
+  taken = lambda stem: any(os.path.exists(os.path.join(results_dir, stem + suffix))
+                           for suffix in suffixes)
+  stem, version = name, 2
+  while not replace and taken(stem):
+    stem, version = f"{name}-{version}", version + 1
+  return stem
 
 
 def epoch_length(config) -> int:
@@ -36,35 +78,17 @@ def epoch_length(config) -> int:
                                   config.batch_size)
 
 
-# Config fields a job may change and still continue from its checkpoint.
-RESUMABLE_CHANGES = ("num_epochs", "num_steps")
-
-
-def check_resumable(previous: dict, resolved: dict, workdir: str) -> None:
-  """Raises unless ``resolved`` differs from the config ``previous`` of the run
-  in ``workdir`` only in ``RESUMABLE_CHANGES`` (a longer or shorter schedule)."""
-  changed = sorted(key for key in previous.keys() | resolved.keys()
-                   if key not in RESUMABLE_CHANGES and previous.get(key) != resolved.get(key))
-  if changed:
-    raise ValueError(f"{workdir} holds a run with a different config ({', '.join(changed)}); "
-                     "its checkpoint cannot continue under the new one. Use another "
-                     "directory (e.g. --root) or delete this one.")
-
-
 def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
   """Trains and evaluates unless a finished job with the same config is there.
 
-  A job whose config changed only in its length (``RESUMABLE_CHANGES``) continues
-  from its checkpoint; any other change raises. Returns (final eval.json, eval
-  history with an ``epoch`` field, wall seconds of the invocations that finished
-  the job).
+  A job whose config changed only in ``workdir.RESUMABLE_CHANGES`` (e.g. a
+  longer schedule) continues from its checkpoint; any other change raises.
+  Returns (final eval.json, eval history with an ``epoch`` field, wall seconds
+  of the invocations that finished the job).
   """
   job_path = os.path.join(workdir, "job.json")
-  resolved = json.loads(config.to_json_best_effort())
-  config_path = os.path.join(workdir, "config.json")
-  if os.path.exists(config_path):
-    with open(config_path) as file:
-      check_resumable(json.load(file), resolved, workdir)
+  resolved = run_dir.resolved(config)
+  run_dir.check_resumable(config, workdir)
   job = {}
   if os.path.exists(job_path):
     with open(job_path) as file:

@@ -19,6 +19,7 @@ import tqdm
 
 from simvae_jax import (checkpointing, methods, models, optimizers, outputs,
                         posthoc_decoder, seeding, sharding, train_step)
+from simvae_jax import workdir as run_dir
 from simvae_jax.data import augment, pipeline, sources
 from simvae_jax.evaluation import representations, suite
 from simvae_jax.train_state import (TrainState, abstract_train_state,
@@ -113,12 +114,6 @@ class Experiment:
                                       self.config.max_checkpoints)
 
 
-def write_config(config, workdir: str) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as file:
-    file.write(config.to_json_best_effort(indent=2, sort_keys=True))
-
-
 # ----------------------------------------------------------------------------
 # Training loop.
 # ----------------------------------------------------------------------------
@@ -127,6 +122,25 @@ def _check_finite(step: int, metrics: dict) -> None:
   bad = [name for name, value in metrics.items() if not np.isfinite(value)]
   if bad:
     raise FloatingPointError(f"Non-finite {bad} at step {step}: {metrics}")
+
+
+def compile_before_training(experiment: Experiment, state: TrainState,
+                            needed: bool):
+  """The step compiled ahead of time (so that the progress bar's rate and ETA
+  exclude compilation), or the jitted function when no step will run."""
+  step_fn = experiment.compile_step()
+  if not needed:
+    return step_fn
+  config = experiment.config
+  batched = sharding.batch_sharded(experiment.mesh)
+  batch = {"image": jax.ShapeDtypeStruct((config.batch_size, *experiment.image_shape),
+                                         np.uint8, sharding=batched),
+           "label": jax.ShapeDtypeStruct((config.batch_size,), np.int32,
+                                         sharding=batched)}
+  started = time.time()
+  compiled = step_fn.lower(state, batch).compile()
+  print(f"compiled the train step in {time.time() - started:.1f}s", flush=True)
+  return compiled
 
 
 def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
@@ -145,10 +159,11 @@ def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
   else:
     state = experiment.initial_state()
   start, total = int(state.step), experiment.total_steps
-  log = outputs.JsonLinesLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
+  log = outputs.JsonLinesLog(os.path.join(workdir, "metrics.jsonl"))
+  log.drop_after(start)
   if evaluator is not None:
     evaluator.resume(start)
-  step_fn = experiment.compile_step()
+  step_fn = compile_before_training(experiment, state, start < total)
   rows = config.batch_size * config.num_views
   eval_every = config.eval.every_steps if evaluator is not None else 0
   with tqdm.tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
@@ -177,9 +192,11 @@ def train(experiment: Experiment, workdir: str, evaluator=None) -> TrainState:
 # ----------------------------------------------------------------------------
 
 def restore_latest(experiment: Experiment, workdir: str) -> TrainState:
+  """The latest checkpoint of ``workdir``; creates nothing when there is none."""
+  if not run_dir.has_checkpoint(workdir):
+    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate "
+                            f"(train first, or check --workdir).")
   checkpointer = experiment.checkpointer(workdir)
-  if checkpointer.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
   state, _ = checkpointer.restore(experiment.abstract_state())
   checkpointer.close()
   return state
@@ -208,7 +225,7 @@ class Evaluator:
 
   def resume(self, step: int) -> None:
     """Drops history entries after ``step`` (logged by an interrupted run)."""
-    self.history = outputs.JsonLinesLog(self.history.path, resume_step=step)
+    self.history.drop_after(step)
 
   def evaluate_params(self, params, model_state, reconstruction: bool = True) -> dict:
     """{"label": metrics} of the networks (inference mode): probes, kNN, GMM and
@@ -275,18 +292,22 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
   """``mode='train'``: train (or resume) then evaluate; ``'eval'``: evaluate the
   latest checkpoint of workdir without training. Returns the final results."""
   started = time.time()
+  if mode not in ("train", "eval"):
+    raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+  run_dir.prepare(workdir, create=False)
+  if mode == "train":
+    run_dir.check_resumable(config, workdir)
   experiment = Experiment.from_config(config)
   for network, count in experiment.parameter_counts().items():
     print(f"{network}: {count} parameters", flush=True)
-  os.makedirs(workdir, exist_ok=True)
-  evaluator = Evaluator(experiment, workdir)
   if mode == "train":
-    write_config(config, workdir)
+    run_dir.prepare(workdir)
+    run_dir.write_config(config, workdir)
+    evaluator = Evaluator(experiment, workdir)
     state = train(experiment, workdir, evaluator)
-  elif mode == "eval":
-    state = restore_latest(experiment, workdir)
   else:
-    raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+    state = restore_latest(experiment, workdir)
+    evaluator = Evaluator(experiment, workdir)
   params, model_state = state.params, state.model_state
   if not experiment.method.generative:
     params, model_state, decoder_mse = posthoc_decoder.train_posthoc_decoder(

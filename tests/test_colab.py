@@ -24,3 +24,17 @@ def test_quickstart_notebook_runs(tmp_path):
   assert len(images) == 2                      # reconstructions/samples, latent plot
   printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
   assert "mlp_probe_acc" in printed and "knn_acc" in printed
+  assert "backend cpu" in printed and "device(s)" in printed      # runtime check
+
+
+def test_install_cell_explains_what_to_do_without_a_source(tmp_path):
+  """On a fresh runtime with neither REPO_URL nor an upload, the install cell
+  stops with instructions instead of an obscure failure."""
+  notebook = nbformat.read(REPO / "colabs" / "quickstart.ipynb", as_version=4)
+  install = [c for c in notebook.cells if "def install" in c.source][0]
+  namespace = {"REPO_URL": ""}
+  source = install.source.replace('importlib.util.find_spec("simvae_jax") is None', "True")
+  with pytest.raises(RuntimeError, match="set REPO_URL .* or upload the repository"):
+    exec(compile(source, "install", "exec"), namespace)
+  badge = notebook.cells[0].source
+  assert "colab.research.google.com/github/" in badge and "colab-badge.svg" in badge

@@ -25,6 +25,15 @@ def test_finished_job_is_skipped_and_changed_config_reruns(tmp_path):
     runs.run_job(tiny_digits_config(num_steps=8, num_views=2), workdir)
 
 
+def test_results_name_never_overwrites_unless_asked(tmp_path):
+  assert runs.results_name(str(tmp_path), "t", False, (".md", ".png")) == "t"
+  (tmp_path / "t.png").write_text("")
+  assert runs.results_name(str(tmp_path), "t", False, (".md", ".png")) == "t-2"
+  (tmp_path / "t-2.md").write_text("")
+  assert runs.results_name(str(tmp_path), "t", False, (".md", ".png")) == "t-3"
+  assert runs.results_name(str(tmp_path), "t", True, (".md", ".png")) == "t"
+
+
 def test_mean_and_error():
   mean, error = runs.mean_and_error([1.0, 2.0, 4.0])
   assert mean == 7 / 3
@@ -36,18 +45,31 @@ def test_mean_and_error():
 def test_table1_script_on_digits(tmp_path):
   notes = tmp_path / "notes.md"
   notes.write_text("## Discussion\nhand-written\n")
-  completed = subprocess.run(
-      [sys.executable, "experiments/table1.py", "--datasets=digits", "--seeds=0",
-       "--methods=random,simclr,simvae", "--num_epochs=1",
-       "--posthoc_decoder_steps=20", f"--root={tmp_path / 'runs'}",
-       f"--results={tmp_path / 'results'}", "--name=table1_digits", f"--notes={notes}"],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  command = [sys.executable, "experiments/table1.py", "--datasets=digits",
+             "--methods=random,simclr,simvae", "--num_epochs=1",
+             "--posthoc_decoder_steps=20", f"--root={tmp_path / 'runs'}",
+             f"--results={tmp_path / 'results'}", "--name=table1_digits",
+             f"--notes={notes}"]
+  completed = subprocess.run(command + ["--seeds=0"], cwd=REPO, capture_output=True,
+                             text=True, timeout=600)
   assert completed.returncode == 0, completed.stderr[-3000:]
   report = (tmp_path / "results" / "table1_digits.md").read_text()
   for method in ("random", "simclr", "simvae"):
     assert f"| {method} |" in report
   assert report.endswith("## Discussion\nhand-written\n")
   assert (tmp_path / "results" / "table1_digits_reconstructions.png").exists()
+  # Run again (jobs are finished, so only the report is made): a new name,
+  # the committed file untouched; --replace rewrites it.
+  (tmp_path / "results" / "table1_digits.md").write_text("committed")
+  for extra in ([], ["--replace"]):
+    completed = subprocess.run(command + ["--seeds=0"] + extra, cwd=REPO,
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+  assert (tmp_path / "results" / "table1_digits-2.md").exists()
+  assert (tmp_path / "results" / "table1_digits-2_reconstructions.png").exists()
+  assert "Command: `python experiments/table1.py" in (
+      tmp_path / "results" / "table1_digits-2.md").read_text()
+  assert (tmp_path / "results" / "table1_digits.md").read_text() != "committed"
 
 
 def test_gaps_over_lists_only_means_beyond_the_threshold():

@@ -30,7 +30,8 @@ def reference_nll(x, out, likelihood, log_variance):
 
 
 def reference_simvae(nll, log_variance, latent, prior_variance, mean_prior):
-  """Per-set loss terms of SPEC §1, averaged over sets, in float64."""
+  """Per-set loss terms of the SimVAE objective (paper Eq. 6 with the J-view
+  prior), averaged over sets, in float64."""
   nll, log_variance, z = (np.asarray(a, np.float64)
                           for a in (nll, log_variance, latent))
   batch, views, dim = z.shape

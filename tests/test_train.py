@@ -107,9 +107,35 @@ def test_eval_mode_reevaluates_the_latest_checkpoint(workdir):
   assert evaluated["label"] == trained["label"]
 
 
-def test_eval_mode_without_checkpoint_is_an_error(workdir):
+def test_eval_mode_without_checkpoint_is_an_error_and_creates_nothing(tmp_path):
+  workdir = tmp_path / "never_trained"
   with pytest.raises(FileNotFoundError, match="No checkpoint"):
-    train.train_and_evaluate(tiny_digits_config(), workdir, mode="eval")
+    train.train_and_evaluate(tiny_digits_config(), str(workdir), mode="eval")
+  assert not workdir.exists()
+  workdir.mkdir()
+  with pytest.raises(FileNotFoundError, match="No checkpoint"):
+    train.train_and_evaluate(tiny_digits_config(), str(workdir), mode="eval")
+  assert list(workdir.iterdir()) == []
+
+
+def test_evaluation_history_is_append_only(workdir):
+  """Re-evaluating or lengthening a run keeps every earlier evaluation; a
+  resumed run drops only what an interrupted run logged after its checkpoint."""
+  config = tiny_digits_config(num_steps=8, **{"eval.every_steps": 4,
+                                              "eval.compare_untrained": False})
+  history = lambda: [h["step"] for h in outputs.read_jsonl(
+      os.path.join(workdir, "eval_history.jsonl"))]
+  train.train_and_evaluate(config, workdir)
+  assert history() == [4, 8]
+  train.train_and_evaluate(config, workdir, mode="eval")
+  assert history() == [4, 8, 8]
+  # An interrupted run had logged step 10 after its last checkpoint (8).
+  outputs.JsonLinesLog(os.path.join(workdir, "eval_history.jsonl")).write(10, {})
+  train.train_and_evaluate(tiny_digits_config(num_steps=12, **{
+      "eval.every_steps": 4, "eval.compare_untrained": False}), workdir)
+  assert history() == [4, 8, 8, 12]
+  metrics = [m["step"] for m in outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))]
+  assert metrics == sorted(set(metrics)) and metrics[-1] == 12
 
 
 def test_command_line_overrides(tmp_path):

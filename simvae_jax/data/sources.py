@@ -60,17 +60,33 @@ class ArraySource:
 
 
 class TfdsSource:
-  """Wraps ``tfds.data_source`` so elements are ``{"image", "label"}``."""
+  """Wraps ``tfds.data_source`` so elements are ``{"image", "label"}``.
+
+  A dataset that is neither prepared in ``data_dir`` nor downloadable (no
+  network, or a preparation dependency missing) is reported in one line with
+  the ways forward.
+  """
 
   def __init__(self, name: str, split: str, data_dir: str | None,
                download: bool):
-    import tensorflow_datasets as tfds  # Imported lazily: slow, and optional offline.
-
     if name not in _TFDS_LABEL_KEYS:
       raise ValueError(f"Unsupported tfds dataset {name!r}; "
                        f"choose one of {sorted(_TFDS_LABEL_KEYS)}")
-    self._source = tfds.data_source(name, split=split, data_dir=data_dir,
-                                    download=download)
+    import tensorflow_datasets as tfds  # Imported lazily: slow, and optional offline.
+
+    try:
+      self._source = tfds.data_source(name, split=split, data_dir=data_dir,
+                                      download=download)
+    except Exception as error:  # tfds raises many types; all mean "not available"
+      where = data_dir or "tfds's default data_dir (~/tensorflow_datasets)"
+      cause = " ".join(str(error).split())[:300]
+      raise ValueError(
+          f"tfds could not {'download and prepare' if download else 'find'} "
+          f"'{name}' ({split}) in {where}: {type(error).__name__}: {cause}. "
+          f"Prepare it once on a machine with a network (pip install -e "
+          f"'.[tfds]' adds TensorFlow, which some datasets need), or run offline "
+          f"with --config.data.source=npz --config.data.path=FILE.npz "
+          f"(python -m simvae_jax.data.export writes such a file).") from error
     self._label_path = _TFDS_LABEL_KEYS[name].split("/")
 
   def __len__(self) -> int:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from simvae_jax.methods.autoencoder import GenerativeMethod, gaussian_kl
-from simvae_jax.methods.vae import standard_normal_kl
+from simvae_jax.methods.vae import elbo_terms
 
 
 def pairwise_consistency(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
@@ -42,11 +42,8 @@ class CRVAE(GenerativeMethod):
   def objective(self, params: dict, model_state: dict, views: jax.Array,
                 rng: jax.Array):
     out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
-    terms = {
-        "reconstruction": out.nll.sum(axis=1).mean(),
-        "kl": standard_normal_kl(out.mean, out.log_variance).sum(axis=1).mean(),
-        "consistency": pairwise_consistency(out.mean, out.log_variance).mean(),
-    }
+    terms = {**elbo_terms(out),
+             "consistency": pairwise_consistency(out.mean, out.log_variance).mean()}
     loss = (terms["reconstruction"] + terms["kl"]
             + self.consistency_weight * terms["consistency"])
     return loss, (terms, model_state)

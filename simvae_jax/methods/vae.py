@@ -23,6 +23,13 @@ def standard_normal_kl(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
                      jnp.zeros_like(log_variance))
 
 
+def elbo_terms(out) -> dict:
+  """Batch means of the per-image sums over views of -log p(x|z) and
+  KL(q(z|x) || N(0, I)), from a ``ViewPass``: {"reconstruction", "kl"}."""
+  kl = standard_normal_kl(out.mean, out.log_variance)          # [B, J]
+  return {"reconstruction": out.nll.sum(axis=1).mean(), "kl": kl.sum(axis=1).mean()}
+
+
 @dataclasses.dataclass(frozen=True)
 class VAE(GenerativeMethod):
   """beta-weighted ELBO per view; ``beta=1`` is the plain VAE."""
@@ -32,9 +39,7 @@ class VAE(GenerativeMethod):
   def objective(self, params: dict, model_state: dict, views: jax.Array,
                 rng: jax.Array):
     out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
-    kl = standard_normal_kl(out.mean, out.log_variance)          # [B, J]
-    terms = {"reconstruction": out.nll.sum(axis=1).mean(),
-             "kl": kl.sum(axis=1).mean()}
+    terms = elbo_terms(out)
     return terms["reconstruction"] + self.beta * terms["kl"], (terms, model_state)
 
 

@@ -100,28 +100,37 @@ def _phase_taps(kernel: int, stride: int, padding: int, phase: int):
   return taps, (phase + padding - taps[0]) // stride if taps else 0
 
 
+def _phase_grid(kernel_size: int, stride: int, padding: int):
+  """The stride x stride output phases: ((taps_y, low_y), (taps_x, low_x))
+  for each phase (row-major)."""
+  axis = [_phase_taps(kernel_size, stride, padding, p) for p in range(stride)]
+  return [(y, x) for y in axis for x in axis]
+
+
+def _interleave(phases: list, stride: int) -> jax.Array:
+  """stride**2 row-major phase outputs [N, H, W, C] -> [N, s*H, s*W, C]."""
+  batch, height, width, channels = phases[0].shape
+  out = jnp.stack(phases).reshape(stride, stride, batch, height, width, channels)
+  out = out.transpose(2, 3, 0, 4, 1, 5)                     # [N, H, s, W, s, C]
+  return out.reshape(batch, height * stride, width * stride, channels)
+
+
 def _transposed_conv_phases(x, kernel, stride: int, padding: int):
   """Phase (sub-pixel) form; requires output size == stride * input size."""
   batch, height, width, _ = x.shape
-  kernel_size = kernel.shape[0]
+  kernel_size, _, _, out_features = kernel.shape
   phases = []
-  for phase_y in range(stride):
-    taps_y, low_y = _phase_taps(kernel_size, stride, padding, phase_y)
-    row = []
-    for phase_x in range(stride):
-      taps_x, low_x = _phase_taps(kernel_size, stride, padding, phase_x)
-      if not (taps_y and taps_x):
-        row.append(jnp.zeros((batch, height, width, kernel.shape[-1]), x.dtype))
-        continue
-      sub_kernel = kernel[np.asarray(taps_y)][:, np.asarray(taps_x)]
-      pad_y = (-low_y, low_y + len(taps_y) - 1)
-      pad_x = (-low_x, low_x + len(taps_x) - 1)
-      row.append(jax.lax.conv_general_dilated(
-          x, sub_kernel, window_strides=(1, 1), padding=(pad_y, pad_x),
-          dimension_numbers=("NHWC", "HWIO", "NHWC")))
-    phases.append(jnp.stack(row, axis=3))                   # [N, H, W, s, C]
-  out = jnp.stack(phases, axis=2)                           # [N, H, s, W, s, C]
-  return out.reshape(batch, height * stride, width * stride, -1)
+  for (taps_y, low_y), (taps_x, low_x) in _phase_grid(kernel_size, stride, padding):
+    if not (taps_y and taps_x):
+      phases.append(jnp.zeros((batch, height, width, out_features), x.dtype))
+      continue
+    sub_kernel = kernel[np.asarray(taps_y)][:, np.asarray(taps_x)]
+    pad_y = (-low_y, low_y + len(taps_y) - 1)
+    pad_x = (-low_x, low_x + len(taps_x) - 1)
+    phases.append(jax.lax.conv_general_dilated(
+        x, sub_kernel, window_strides=(1, 1), padding=(pad_y, pad_x),
+        dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  return _interleave(phases, stride)
 
 
 def _transposed_conv_scatter(x, kernel, stride: int, padding: int):
@@ -132,20 +141,14 @@ def _transposed_conv_scatter(x, kernel, stride: int, padding: int):
   contributions = (x.reshape(-1, in_features) @ taps).reshape(
       batch, height, width, kernel_size, kernel_size, out_features)
   phases = []
-  for phase_y in range(stride):
-    taps_y, low_y = _phase_taps(kernel_size, stride, padding, phase_y)
-    row = []
-    for phase_x in range(stride):
-      taps_x, low_x = _phase_taps(kernel_size, stride, padding, phase_x)
-      total = jnp.zeros((batch, height, width, out_features), x.dtype)
-      for offset_y, a in enumerate(taps_y, start=low_y):
-        for offset_x, b in enumerate(taps_x, start=low_x):
-          # Output m of this phase reads input m + offset: shift by -offset.
-          total = total + _shift(contributions[:, :, :, a, b], offset_y, offset_x)
-      row.append(total)
-    phases.append(jnp.stack(row, axis=3))                   # [N, H, W, s, C]
-  out = jnp.stack(phases, axis=2)                           # [N, H, s, W, s, C]
-  return out.reshape(batch, height * stride, width * stride, out_features)
+  for (taps_y, low_y), (taps_x, low_x) in _phase_grid(kernel_size, stride, padding):
+    total = jnp.zeros((batch, height, width, out_features), x.dtype)
+    for offset_y, a in enumerate(taps_y, start=low_y):
+      for offset_x, b in enumerate(taps_x, start=low_x):
+        # Output m of this phase reads input m + offset: shift by -offset.
+        total = total + _shift(contributions[:, :, :, a, b], offset_y, offset_x)
+    phases.append(total)
+  return _interleave(phases, stride)
 
 
 def _shift(x: jax.Array, dy: int, dx: int) -> jax.Array:
@@ -175,17 +178,15 @@ def _cotangent_patches(cotangent, kernel_size: int, stride: int, padding: int):
   batch, out_h, out_w, out_features = cotangent.shape
   height, width = out_h // stride, out_w // stride
   phases = cotangent.reshape(batch, height, stride, width, stride, out_features)
-  patches = [None] * kernel_size ** 2
-  for phase_y in range(stride):
-    taps_y, low_y = _phase_taps(kernel_size, stride, padding, phase_y)
-    for phase_x in range(stride):
-      taps_x, low_x = _phase_taps(kernel_size, stride, padding, phase_x)
-      phase = phases[:, :, phase_y, :, phase_x]
-      for offset_y, a in enumerate(taps_y, start=low_y):
-        for offset_x, b in enumerate(taps_x, start=low_x):
-          patches[a * kernel_size + b] = _shift(phase, -offset_y, -offset_x)
-  zeros = jnp.zeros_like(phases[:, :, 0, :, 0])
-  return jnp.concatenate([zeros if p is None else p for p in patches], axis=-1)
+  patches = [jnp.zeros((batch, height, width, out_features), cotangent.dtype)
+             ] * kernel_size ** 2
+  grid = _phase_grid(kernel_size, stride, padding)
+  for index, ((taps_y, low_y), (taps_x, low_x)) in enumerate(grid):
+    phase = phases[:, :, index // stride, :, index % stride]
+    for offset_y, a in enumerate(taps_y, start=low_y):
+      for offset_x, b in enumerate(taps_x, start=low_x):
+        patches[a * kernel_size + b] = _shift(phase, -offset_y, -offset_x)
+  return jnp.concatenate(patches, axis=-1)
 
 
 def _transposed_conv_fast_backward(stride, padding, forward, residuals, cotangent):

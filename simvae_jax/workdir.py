@@ -1,0 +1,80 @@
+"""A run's directory: its recorded config and whether a new config may continue it.
+
+``config.json`` records the resolved config of the run in the directory. A
+restarted run continues from the latest checkpoint only when its config differs
+in fields that do not change what was trained so far (``RESUMABLE_CHANGES``:
+the schedule length, logging, checkpointing and evaluation settings);
+anything else (method, J, model, data, optimiser, seed, ...) is refused with the
+differing keys named, instead of silently mixing two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+CONFIG_FILE = "config.json"
+CHECKPOINTS = "checkpoints"
+# Dotted config keys (or prefixes ending in '.') a continued run may change.
+RESUMABLE_CHANGES = ("num_epochs", "num_steps", "log_every", "checkpoint_every",
+                     "max_checkpoints", "eval.")
+
+
+def prepare(workdir: str, create: bool = True) -> None:
+  """Raises a clear error if ``workdir`` cannot hold a run; creates it."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"--workdir {workdir} is a file, not a directory")
+  if create:
+    os.makedirs(workdir, exist_ok=True)
+
+
+def has_checkpoint(workdir: str) -> bool:
+  directory = os.path.join(workdir, CHECKPOINTS)
+  return os.path.isdir(directory) and any(
+      name.isdigit() for name in os.listdir(directory))
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+  """{"a": {"b": 1}} -> {"a.b": 1}."""
+  flat = {}
+  for key, value in config.items():
+    if isinstance(value, dict):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def changed_keys(previous: dict, current: dict) -> list[str]:
+  """Dotted keys whose values differ, except the resumable ones."""
+  old, new = flatten(previous), flatten(current)
+  resumable = lambda key: any(key == r or (r.endswith(".") and key.startswith(r))
+                              for r in RESUMABLE_CHANGES)
+  return sorted(key for key in old.keys() | new.keys()
+                if not resumable(key) and old.get(key) != new.get(key))
+
+
+def resolved(config) -> dict:
+  """The config as plain JSON values (what config.json holds)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def check_resumable(config, workdir: str) -> None:
+  """Raises if ``workdir`` holds a run whose config differs from ``config`` in
+  more than ``RESUMABLE_CHANGES``."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not (os.path.exists(path) and has_checkpoint(workdir)):
+    return
+  with open(path) as file:
+    changed = changed_keys(json.load(file), resolved(config))
+  if changed:
+    raise ValueError(
+        f"{workdir} holds a run with a different config ({', '.join(changed)}); "
+        f"its checkpoint cannot continue under the new one. Use another "
+        f"--workdir, or delete this one to start over. Only "
+        f"{', '.join(RESUMABLE_CHANGES)} may change when a run continues.")
+
+
+def write_config(config, workdir: str) -> None:
+  with open(os.path.join(workdir, CONFIG_FILE), "w") as file:
+    file.write(config.to_json_best_effort(indent=2, sort_keys=True))
