@@ -28,9 +28,13 @@ from simvae_jax import sharding
 from simvae_jax.train import Experiment
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
-_REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repeats; the median is reported.")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 7, "Timed repeats; the median is reported."
+)
 _STEPS = flags.DEFINE_integer("steps_per_repeat", 20, "Steps per timed repeat.")
-_WARMUP = flags.DEFINE_integer("warmup_steps", 5, "Untimed steps after compiling.")
+_WARMUP = flags.DEFINE_integer(
+    "warmup_steps", 5, "Untimed steps after compiling."
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -55,14 +59,18 @@ def matmul_gflop_per_s(size: int = 2048, repeats: int = 7) -> float:
   return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) -> dict:
+def benchmark(
+    config, repeats: int, steps_per_repeat: int, warmup_steps: int
+) -> dict:
   experiment = Experiment.from_config(config)
   state = experiment.initial_state()
-  images = np.stack([experiment.train_source[i]["image"]
-                     for i in range(config.batch_size)])
+  images = np.stack(
+      [experiment.train_source[i]["image"] for i in range(config.batch_size)]
+  )
   batch = sharding.to_global_batch(
       {"image": images, "label": np.zeros(config.batch_size, np.int32)},
-      experiment.mesh)
+      experiment.mesh,
+  )
   step_fn = experiment.compile_step()
   started = time.perf_counter()
   compiled = step_fn.lower(state, batch).compile()
@@ -83,11 +91,15 @@ def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) ->
   yardstick = matmul_gflop_per_s()
   return {
       "config": f"{config.data.name} {config.method}",
-      "encoder": config.model.encoder, "decoder": config.model.decoder,
+      "encoder": config.model.encoder,
+      "decoder": config.model.decoder,
       "dtype": config.model.dtype,
-      "images_per_step": config.batch_size, "num_views": config.num_views,
-      "views_per_step": views, "devices": jax.device_count(),
-      "backend": jax.default_backend(), "machine": platform.processor() or platform.machine(),
+      "images_per_step": config.batch_size,
+      "num_views": config.num_views,
+      "views_per_step": views,
+      "devices": jax.device_count(),
+      "backend": jax.default_backend(),
+      "machine": platform.processor() or platform.machine(),
       "compile_s": round(compile_s, 3),
       "median_step_ms": round(1e3 * median, 3),
       "min_step_ms": round(1e3 * min(step_times), 3),
@@ -97,14 +109,18 @@ def benchmark(config, repeats: int, steps_per_repeat: int, warmup_steps: int) ->
       "gflop_per_s": round(flops / median / 1e9, 2),
       "matmul_gflop_per_s": round(yardstick, 1),
       "fraction_of_matmul": round(flops / median / 1e9 / yardstick, 3),
-      "repeats": repeats, "steps_per_repeat": steps_per_repeat,
+      "repeats": repeats,
+      "steps_per_repeat": steps_per_repeat,
   }
 
 
 def main(argv):
   del argv
-  print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value, _STEPS.value,
-                             _WARMUP.value)))
+  print(
+      json.dumps(
+          benchmark(_CONFIG.value, _REPEATS.value, _STEPS.value, _WARMUP.value)
+      )
+  )
 
 
 if __name__ == "__main__":

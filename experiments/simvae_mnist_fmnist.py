@@ -27,10 +27,14 @@ from simvae_jax.paper import DATASET_NAMES, TABLE1
 
 common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
 FLAGS = common.FLAGS
-_EVAL_EVERY = flags.DEFINE_integer("eval_every_epochs", 1, "Evaluate every N epochs (0: only at the end).")
+_EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every_epochs", 1, "Evaluate every N epochs (0: only at the end)."
+)
 
-TARGETS = {"mnist": {"mlp_probe_acc": 98.0, "knn_acc": 98.0},
-           "fashion_mnist": {"mlp_probe_acc": 81.5, "knn_acc": 86.0}}
+TARGETS = {
+    "mnist": {"mlp_probe_acc": 98.0, "knn_acc": 98.0},
+    "fashion_mnist": {"mlp_probe_acc": 81.5, "knn_acc": 86.0},
+}
 METRICS = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
 
 
@@ -53,18 +57,37 @@ def make_config(dataset: str, seed: int):
 def plot(histories: dict, path: str) -> None:
   fig = matplotlib.figure.Figure(figsize=(5.5 * len(histories), 4))
   axes = fig.subplots(1, len(histories))
-  for ax, (dataset, seed_histories) in zip(np.atleast_1d(axes), histories.items()):
+  for ax, (dataset, seed_histories) in zip(
+      np.atleast_1d(axes), histories.items()
+  ):
     epochs = [h["epoch"] for h in seed_histories[0]]
-    for metric, colour in (("mlp_probe_acc", "C0"), ("knn_acc", "C1"),
-                           ("linear_probe_acc", "C2")):
-      curves = 100 * np.array([[h["label"][metric] for h in history]
-                               for history in seed_histories])
-      ax.plot(epochs, curves.mean(0), "-o", color=colour, ms=3,
-              label=f"{metric} (mean of {len(seed_histories)} seeds)")
+    for metric, colour in (
+        ("mlp_probe_acc", "C0"),
+        ("knn_acc", "C1"),
+        ("linear_probe_acc", "C2"),
+    ):
+      curves = 100 * np.array(
+          [[h["label"][metric] for h in history] for history in seed_histories]
+      )
+      ax.plot(
+          epochs,
+          curves.mean(0),
+          "-o",
+          color=colour,
+          ms=3,
+          label=f"{metric} (mean of {len(seed_histories)} seeds)",
+      )
       if metric in paper(dataset):
-        ax.axhline(paper(dataset)[metric], color=colour, ls="--", lw=1,
-                   label=f"paper {metric}, 400 epochs")
-    ax.set(title=DATASET_NAMES[dataset], xlabel="epoch", ylabel="test accuracy (%)")
+        ax.axhline(
+            paper(dataset)[metric],
+            color=colour,
+            ls="--",
+            lw=1,
+            label=f"paper {metric}, 400 epochs",
+        )
+    ax.set(
+        title=DATASET_NAMES[dataset], xlabel="epoch", ylabel="test accuracy (%)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   fig.tight_layout()
@@ -75,20 +98,32 @@ def write_report(finals, walls, command: str, name: str) -> str:
   config = make_config(FLAGS.datasets[0], 0)
   rows = []
   for dataset in FLAGS.datasets:
-    cells = [runs.format_mean_error([f["label"][m] for f in finals[dataset]])
-             for m in METRICS]
-    met = {m: 100 * runs.mean_and_error([f["label"][m] for f in finals[dataset]])[0]
-           >= TARGETS[dataset][m] for m in TARGETS[dataset]}
-    rows.append(f"| {DATASET_NAMES[dataset]} | " + " | ".join(cells)
-                + f" | {paper(dataset)['mlp_probe_acc']} / {paper(dataset)['knn_acc']}"
-                + f" | MLP {'met' if met['mlp_probe_acc'] else 'not met'} (>= "
-                f"{TARGETS[dataset]['mlp_probe_acc']}), kNN "
-                f"{'met' if met['knn_acc'] else 'not met'} (>= {TARGETS[dataset]['knn_acc']}) |")
+    cells = [
+        runs.format_mean_error([f["label"][m] for f in finals[dataset]])
+        for m in METRICS
+    ]
+    met = {
+        m: 100
+        * runs.mean_and_error([f["label"][m] for f in finals[dataset]])[0]
+        >= TARGETS[dataset][m]
+        for m in TARGETS[dataset]
+    }
+    rows.append(
+        f"| {DATASET_NAMES[dataset]} | "
+        + " | ".join(cells)
+        + f" | {paper(dataset)['mlp_probe_acc']} / {paper(dataset)['knn_acc']}"
+        + f" | MLP {'met' if met['mlp_probe_acc'] else 'not met'} (>= "
+        f"{TARGETS[dataset]['mlp_probe_acc']}), kNN "
+        f"{'met' if met['knn_acc'] else 'not met'} (>= {TARGETS[dataset]['knn_acc']}) |"
+    )
   per_run = "\n".join(
-      f"| {DATASET_NAMES[d]} | {s} | " + " | ".join(f"{100 * f['label'][m]:.2f}" for m in METRICS)
+      f"| {DATASET_NAMES[d]} | {s} | "
+      + " | ".join(f"{100 * f['label'][m]:.2f}" for m in METRICS)
       + f" | {f['label']['knn_k']} | {f['label']['mlp_probe_epoch']} | "
       f"{f['label']['recon_mse']:.4f} | {w / 60:.1f} |"
-      for d in FLAGS.datasets for s, f, w in zip(FLAGS.seeds, finals[d], walls[d]))
+      for d in FLAGS.datasets
+      for s, f, w in zip(FLAGS.seeds, finals[d], walls[d])
+  )
   total_wall = sum(sum(w) for w in walls.values())
   return f"""# SimVAE on MNIST and Fashion-MNIST ({FLAGS.num_epochs}-epoch schedule)
 
@@ -137,7 +172,9 @@ def main(argv):
       histories.setdefault(dataset, []).append(history)
       walls.setdefault(dataset, []).append(wall)
   os.makedirs(FLAGS.results, exist_ok=True)
-  name = runs.results_name(FLAGS.results, FLAGS.name, FLAGS.replace, (".md", ".png"))
+  name = runs.results_name(
+      FLAGS.results, FLAGS.name, FLAGS.replace, (".md", ".png")
+  )
   plot(histories, os.path.join(FLAGS.results, f"{name}.png"))
   command = "python " + " ".join(sys.argv)
   common.write_report(name, write_report(finals, walls, command, name))

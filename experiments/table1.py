@@ -29,17 +29,43 @@ from simvae_jax.paper import DATASET_NAMES, TABLE1
 
 common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
 FLAGS = common.FLAGS
-_METHODS = flags.DEFINE_list("methods", ["random", "simclr", "moco", "vicreg", "vae",
-                                         "beta_vae", "cr_vae", "simvae"], "Methods.")
-_VIEWS = flags.DEFINE_integer("num_views", 0, "J; 0 keeps the config's (paper: 10).")
-_DECODER_STEPS = flags.DEFINE_integer("posthoc_decoder_steps", 0, "0 keeps the config's.")
-_NOTES = flags.DEFINE_string("notes", "", "Markdown file appended to the report (the "
-                             "discussion of the numbers), so that it survives regeneration.")
+_METHODS = flags.DEFINE_list(
+    "methods",
+    [
+        "random",
+        "simclr",
+        "moco",
+        "vicreg",
+        "vae",
+        "beta_vae",
+        "cr_vae",
+        "simvae",
+    ],
+    "Methods.",
+)
+_VIEWS = flags.DEFINE_integer(
+    "num_views", 0, "J; 0 keeps the config's (paper: 10)."
+)
+_DECODER_STEPS = flags.DEFINE_integer(
+    "posthoc_decoder_steps", 0, "0 keeps the config's."
+)
+_NOTES = flags.DEFINE_string(
+    "notes",
+    "",
+    "Markdown file appended to the report (the "
+    "discussion of the numbers), so that it survives regeneration.",
+)
 
 METRICS = ("mlp_probe_acc", "knn_acc", "linear_probe_acc", "gmm_acc")
 # Config sections holding each method's own hyperparameters.
-METHOD_SECTIONS = {"beta_vae": "beta_vae", "cr_vae": "cr_vae", "simclr": "simclr",
-                   "vicreg": "vicreg", "moco": "moco", "simvae": "simvae"}
+METHOD_SECTIONS = {
+    "beta_vae": "beta_vae",
+    "cr_vae": "cr_vae",
+    "simclr": "simclr",
+    "vicreg": "vicreg",
+    "moco": "moco",
+    "simvae": "simvae",
+}
 
 
 def make_config(method: str, dataset: str, seed: int):
@@ -58,12 +84,19 @@ def make_config(method: str, dataset: str, seed: int):
 def reconstruction_figure(path: str) -> None:
   """Rows: test images, then each method's reconstructions (seed 0)."""
   datasets = FLAGS.datasets
-  fig = matplotlib.figure.Figure(figsize=(8, 0.9 * (len(_METHODS.value) + 1) * len(datasets)),
-                                 layout="constrained")
+  fig = matplotlib.figure.Figure(
+      figsize=(8, 0.9 * (len(_METHODS.value) + 1) * len(datasets)),
+      layout="constrained",
+  )
   axes = np.atleast_1d(fig.subplots(len(datasets), 1))
   for ax, dataset in zip(axes, datasets):
-    workdir = lambda m: os.path.join(FLAGS.root, m, f"{dataset}_seed{FLAGS.seeds[0]}")
-    arrays = [np.load(os.path.join(workdir(m), "reconstructions.npz")) for m in _METHODS.value]
+    workdir = lambda m: os.path.join(
+        FLAGS.root, m, f"{dataset}_seed{FLAGS.seeds[0]}"
+    )
+    arrays = [
+        np.load(os.path.join(workdir(m), "reconstructions.npz"))
+        for m in _METHODS.value
+    ]
     rows = [arrays[0]["originals"]] + [a["reconstructions"] for a in arrays]
     grid = np.clip(outputs.image_grid(rows), 0, 1)
     if grid.shape[-1] == 1:
@@ -71,41 +104,76 @@ def reconstruction_figure(path: str) -> None:
     else:
       ax.imshow(grid)
     height = rows[0].shape[1]
-    ax.set_yticks([height * (i + 0.5) for i in range(len(rows))],
-                  ["test images", *_METHODS.value], fontsize=7)
+    ax.set_yticks(
+        [height * (i + 0.5) for i in range(len(rows))],
+        ["test images", *_METHODS.value],
+        fontsize=7,
+    )
     ax.set_xticks([])
     ax.set_title(DATASET_NAMES[dataset])
   fig.savefig(path, dpi=120)
 
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
-  header = "| method | " + " | ".join(
-      f"{DATASET_NAMES[d]} {name}" for d in FLAGS.datasets
-      for name in ("MP", "KNN", "linear", "GMM", "paper MP / KNN")) + " |"
+  header = (
+      "| method | "
+      + " | ".join(
+          f"{DATASET_NAMES[d]} {name}"
+          for d in FLAGS.datasets
+          for name in ("MP", "KNN", "linear", "GMM", "paper MP / KNN")
+      )
+      + " |"
+  )
   lines = [header, "|---" * (1 + 5 * len(FLAGS.datasets)) + "|"]
   for method in _METHODS.value:
     cells = []
     for dataset in FLAGS.datasets:
       results = finals[method][dataset]
-      cells += [runs.format_mean_error([r["label"][m] for r in results]) for m in METRICS]
+      cells += [
+          runs.format_mean_error([r["label"][m] for r in results])
+          for m in METRICS
+      ]
       reported = TABLE1.get(method, {}).get(dataset)
       cells.append(f"{reported[0]} / {reported[1]}" if reported else "—")
     lines.append(f"| {method} | " + " | ".join(cells) + " |")
-  recon = ["| method | " + " | ".join(
-      f"{DATASET_NAMES[d]} {what}" for d in FLAGS.datasets
-      for what in ("recon MSE", "wall (min)")) + " |",
-           "|---" * (1 + 2 * len(FLAGS.datasets)) + "|"]
+  recon = [
+      "| method | "
+      + " | ".join(
+          f"{DATASET_NAMES[d]} {what}"
+          for d in FLAGS.datasets
+          for what in ("recon MSE", "wall (min)")
+      )
+      + " |",
+      "|---" * (1 + 2 * len(FLAGS.datasets)) + "|",
+  ]
   for method in _METHODS.value:
-    recon.append(f"| {method} | " + " | ".join(
-        cell for d in FLAGS.datasets for cell in (
-            runs.format_mean_error([r["label"]["recon_mse"] for r in finals[method][d]],
-                                   scale=1.0, digits=4),
-            runs.format_mean_error([w / 60 for w in walls[method][d]], scale=1.0)))
-        + " |")
+    recon.append(
+        f"| {method} | "
+        + " | ".join(
+            cell
+            for d in FLAGS.datasets
+            for cell in (
+                runs.format_mean_error(
+                    [r["label"]["recon_mse"] for r in finals[method][d]],
+                    scale=1.0,
+                    digits=4,
+                ),
+                runs.format_mean_error(
+                    [w / 60 for w in walls[method][d]], scale=1.0
+                ),
+            )
+        )
+        + " |"
+    )
   config = make_config("simvae", FLAGS.datasets[0], 0)
-  hyper = "\n".join(f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[METHOD_SECTIONS[m]].to_dict()}"
-                    for m in _METHODS.value if m in METHOD_SECTIONS)
-  total_wall = sum(sum(w) for per_dataset in walls.values() for w in per_dataset.values())
+  hyper = "\n".join(
+      f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[METHOD_SECTIONS[m]].to_dict()}"
+      for m in _METHODS.value
+      if m in METHOD_SECTIONS
+  )
+  total_wall = sum(
+      sum(w) for per_dataset in walls.values() for w in per_dataset.values()
+  )
   names = " and ".join(DATASET_NAMES[d] for d in FLAGS.datasets)
   return f"""# Table 1 on {names} ({FLAGS.num_epochs}-epoch schedule)
 
@@ -149,19 +217,26 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   for method in _METHODS.value:
     if method not in methods.METHODS:
-      raise app.UsageError(f"Unknown method {method!r}; choose from {methods.METHODS}")
+      raise app.UsageError(
+          f"Unknown method {method!r}; choose from {methods.METHODS}"
+      )
   finals, walls = {}, {}
   for method in _METHODS.value:
     for dataset in FLAGS.datasets:
       for seed in map(int, FLAGS.seeds):
         workdir = os.path.join(FLAGS.root, method, f"{dataset}_seed{seed}")
-        final, _, wall = runs.run_job(make_config(method, dataset, seed), workdir)
+        final, _, wall = runs.run_job(
+            make_config(method, dataset, seed), workdir
+        )
         finals.setdefault(method, {}).setdefault(dataset, []).append(final)
         walls.setdefault(method, {}).setdefault(dataset, []).append(wall)
   os.makedirs(FLAGS.results, exist_ok=True)
-  name = runs.results_name(FLAGS.results, FLAGS.name, FLAGS.replace,
-                           (".md", "_reconstructions.png"))
-  reconstruction_figure(os.path.join(FLAGS.results, f"{name}_reconstructions.png"))
+  name = runs.results_name(
+      FLAGS.results, FLAGS.name, FLAGS.replace, (".md", "_reconstructions.png")
+  )
+  reconstruction_figure(
+      os.path.join(FLAGS.results, f"{name}_reconstructions.png")
+  )
   report = write_report(finals, walls, "python " + " ".join(sys.argv), name)
   if _NOTES.value:
     with open(_NOTES.value) as file:

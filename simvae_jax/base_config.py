@@ -17,14 +17,16 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.method = "simvae"
 
   # Host pipeline: yields uint8 images and labels only.
-  config.data = ml_collections.ConfigDict(dict(
-      source="npz",          # 'digits' | 'npz' | 'tfds'
-      name="mnist",          # tfds dataset name (source='tfds')
-      path="",               # .npz file(s), comma-separated (source='npz')
-      data_dir="",           # tfds data_dir ('' = tfds default)
-      download=True,         # let tfds download and prepare (needs a network)
-      train_subset=0,        # > 0: a fixed random subset of the training split
-  ))
+  config.data = ml_collections.ConfigDict(
+      dict(
+          source="npz",  # 'digits' | 'npz' | 'tfds'
+          name="mnist",  # tfds dataset name (source='tfds')
+          path="",  # .npz file(s), comma-separated (source='npz')
+          data_dir="",  # tfds data_dir ('' = tfds default)
+          download=True,  # let tfds download and prepare (needs a network)
+          train_subset=0,  # > 0: a fixed random subset of the training split
+      )
+  )
 
   # Views per image (J) and images per global batch; rows = batch_size * J.
   config.num_views = 10
@@ -35,64 +37,98 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # On-device augmentation (SimCLR protocol).
   # Colour ops (RGB only) are off here; configs for colour datasets turn them on.
-  config.augment = ml_collections.ConfigDict(dict(
-      crop_scale=(0.4, 1.0), crop_ratio=(3 / 4, 4 / 3), flip="horizontal",
-      color_jitter=(0.8, 0.8, 0.8, 0.2),   # brightness, contrast, saturation, hue
-      color_jitter_strength=1.0,           # s: the strengths are scaled by s
-      color_jitter_prob=0.0, grayscale_prob=0.0,
-      binarize=False))
+  config.augment = ml_collections.ConfigDict(
+      dict(
+          crop_scale=(0.4, 1.0),
+          crop_ratio=(3 / 4, 4 / 3),
+          flip="horizontal",
+          color_jitter=(
+              0.8,
+              0.8,
+              0.8,
+              0.2,
+          ),  # brightness, contrast, saturation, hue
+          color_jitter_strength=1.0,  # s: the strengths are scaled by s
+          color_jitter_prob=0.0,
+          grayscale_prob=0.0,
+          binarize=False,
+      )
+  )
 
   # Networks by name; each architecture's hyperparameters in its own section
   # (model.encoders.<name>, model.decoders.<name>), defaults from the modules.
-  config.model = ml_collections.ConfigDict(dict(
-      encoder="mlp", decoder="mlp", latent_dim=10,
-      encoders=models.hyperparameter_defaults(models.ENCODERS),
-      decoders=models.hyperparameter_defaults(models.DECODERS),
-      dtype="float32",       # computation dtype: 'float32' | 'bfloat16'
-      # Projection head (SimCLR, MoCo) / expander (VICReg) on the representation.
-      head_hidden=(512,), head_dim=128))
+  config.model = ml_collections.ConfigDict(
+      dict(
+          encoder="mlp",
+          decoder="mlp",
+          latent_dim=10,
+          encoders=models.hyperparameter_defaults(models.ENCODERS),
+          decoders=models.hyperparameter_defaults(models.DECODERS),
+          dtype="float32",  # computation dtype: 'float32' | 'bfloat16'
+          # Projection head (SimCLR, MoCo) / expander (VICReg) on the representation.
+          head_hidden=(512,),
+          head_dim=128,
+      )
+  )
 
   # p(x|z): 'gaussian' (paper) or 'bernoulli' (authors' MNIST code); the
   # Gaussian mean is the decoder output ('identity') or its 'sigmoid'.
-  config.likelihood = ml_collections.ConfigDict(dict(
-      name="gaussian", log_variance=-4.6, mean_link="identity"))
+  config.likelihood = ml_collections.ConfigDict(
+      dict(name="gaussian", log_variance=-4.6, mean_link="identity")
+  )
   # p(z^1..z^J|y) variance sigma^2, and the N(0, I) prior on the mean latent.
-  config.simvae = ml_collections.ConfigDict(dict(
-      prior_variance=0.15, mean_prior=True))
+  config.simvae = ml_collections.ConfigDict(
+      dict(prior_variance=0.15, mean_prior=True)
+  )
   # Baselines' hyperparameters.
   config.beta_vae = ml_collections.ConfigDict(dict(beta=4.0))
   config.cr_vae = ml_collections.ConfigDict(dict(consistency_weight=1.0))
   config.simclr = ml_collections.ConfigDict(dict(temperature=0.5))
-  config.vicreg = ml_collections.ConfigDict(dict(
-      invariance_weight=25.0, variance_weight=25.0, covariance_weight=1.0))
-  config.moco = ml_collections.ConfigDict(dict(
-      temperature=0.2, queue_size=4096, momentum=0.99))
+  config.vicreg = ml_collections.ConfigDict(
+      dict(invariance_weight=25.0, variance_weight=25.0, covariance_weight=1.0)
+  )
+  config.moco = ml_collections.ConfigDict(
+      dict(temperature=0.2, queue_size=4096, momentum=0.99)
+  )
   # Decoder trained on frozen representations of discriminative methods.
-  config.posthoc_decoder = ml_collections.ConfigDict(dict(
-      num_steps=2000, learning_rate=1e-3))
+  config.posthoc_decoder = ml_collections.ConfigDict(
+      dict(num_steps=2000, learning_rate=1e-3)
+  )
 
   # The paper's constant Adam 8e-5 (eps 1e-4) by default; see optimizers.py.
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adam", learning_rate=8e-5, eps=1e-4, weight_decay=0.0,
-      momentum=0.9,                     # LARS only
-      schedule="constant", warmup_epochs=0.0, final_learning_rate_fraction=0.0))
+  config.optimizer = ml_collections.ConfigDict(
+      dict(
+          name="adam",
+          learning_rate=8e-5,
+          eps=1e-4,
+          weight_decay=0.0,
+          momentum=0.9,  # LARS only
+          schedule="constant",
+          warmup_epochs=0.0,
+          final_learning_rate_fraction=0.0,
+      )
+  )
 
   config.log_every = 100
   config.checkpoint_every = 1000
   config.max_checkpoints = 3
 
-  config.eval = ml_collections.ConfigDict(dict(
-      every_steps=0,                # also evaluate every N steps (0: only at the end)
-      knn_ks=tuple(range(1, 21)),   # k candidates, chosen on a validation split
-      val_fraction=0.1,             # of train, held out for model selection
-      probe_epochs=200,             # at most; the epoch is chosen on validation
-      probe_learning_rate=3e-4,     # Adam, as the authors' probe
-      probe_batch_size=64,
-      probe_patience=20,            # stop after this many epochs without gain
-      max_train_examples=0,         # 0 = all; cap for quick evaluations
-      compare_untrained=True,       # also evaluate the encoder at initialisation
-      num_images=8,                 # test images in reconstructions.png
-  ))
+  config.eval = ml_collections.ConfigDict(
+      dict(
+          every_steps=0,  # also evaluate every N steps (0: only at the end)
+          knn_ks=tuple(
+              range(1, 21)
+          ),  # k candidates, chosen on a validation split
+          val_fraction=0.1,  # of train, held out for model selection
+          probe_epochs=200,  # at most; the epoch is chosen on validation
+          probe_learning_rate=3e-4,  # Adam, as the authors' probe
+          probe_batch_size=64,
+          probe_patience=20,  # stop after this many epochs without gain
+          max_train_examples=0,  # 0 = all; cap for quick evaluations
+          compare_untrained=True,  # also evaluate the encoder at initialisation
+          num_images=8,  # test images in reconstructions.png
+      )
+  )
   return config
 
 
@@ -105,7 +141,7 @@ def get_digits_config() -> ml_collections.ConfigDict:
   config.batch_size = 64
   config.num_epochs = 150
   config.augment.crop_scale = (0.6, 1.0)
-  config.augment.flip = "none"        # digits are not mirror-symmetric
+  config.augment.flip = "none"  # digits are not mirror-symmetric
   config.model.encoders.mlp.hidden_sizes = (256, 256)
   config.model.decoders.mlp.hidden_sizes = (256, 256)
   config.model.latent_dim = 10
@@ -119,7 +155,9 @@ def checked_variant(variant: str | None, variants: tuple[str, ...]) -> str:
   """``variant`` (default: the first, the paper's), or a clear error."""
   variant = variant or variants[0]
   if variant not in variants:
-    raise ValueError(f"Unknown config variant {variant!r}; choose one of {variants}")
+    raise ValueError(
+        f"Unknown config variant {variant!r}; choose one of {variants}"
+    )
   return variant
 
 
@@ -127,7 +165,9 @@ def checked_variant(variant: str | None, variants: tuple[str, ...]) -> str:
 MNIST_VARIANTS = ("paper", "authors", "quick")
 
 
-def get_mnist_like_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
+def get_mnist_like_config(
+    dataset: str, variant: str | None
+) -> ml_collections.ConfigDict:
   """SimVAE on MNIST or Fashion-MNIST.
 
   ``paper`` (default): J = 10 views of 64 images, horizontal flips, Gaussian

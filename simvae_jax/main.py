@@ -17,17 +17,26 @@ from ml_collections import config_flags
 
 from simvae_jax import train
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file.", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
-                          "train (resumes if workdir has checkpoints) or eval "
-                          "(evaluate the latest checkpoint only).")
+_MODE = flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "eval"],
+    "train (resumes if workdir has checkpoints) or eval "
+    "(evaluate the latest checkpoint only).",
+)
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() first (multi-host "
-    "runs on TPU pods, SLURM or with JAX_COORDINATOR_ADDRESS set).")
-_VERBOSE = flags.DEFINE_bool("verbose", False,
-                             "Show the full traceback of errors.")
+    "distributed",
+    False,
+    "Call jax.distributed.initialize() first (multi-host "
+    "runs on TPU pods, SLURM or with JAX_COORDINATOR_ADDRESS set).",
+)
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "Show the full traceback of errors."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 # Errors that describe a problem with the user's config, data or workdir.
@@ -36,7 +45,9 @@ USER_ERRORS = (ValueError, KeyError, OSError, FloatingPointError)
 
 def one_line(error: BaseException) -> str:
   """The error's message on one line (KeyError's repr quoting removed)."""
-  message = error.args[0] if isinstance(error, KeyError) and error.args else error
+  message = (
+      error.args[0] if isinstance(error, KeyError) and error.args else error
+  )
   text = " ".join(str(message).split())
   return text or type(error).__name__
 

@@ -29,8 +29,11 @@ class JsonLinesLog:
     if not os.path.exists(self.path):
       return
     with open(self.path) as file:
-      kept = [line for line in file
-              if line.strip() and json.loads(line)["step"] <= step]
+      kept = [
+          line
+          for line in file
+          if line.strip() and json.loads(line)["step"] <= step
+      ]
     with open(self.path, "w") as file:
       file.writelines(kept)
 
@@ -46,10 +49,14 @@ def read_jsonl(path: str) -> list[dict]:
 
 def image_grid(rows: list[np.ndarray]) -> np.ndarray:
   """Tiles rows of images, each [N, H, W, C] in [0, 1], into one [R*H, N*W, C]."""
-  return np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
+  return np.concatenate(
+      [np.concatenate(list(row), axis=1) for row in rows], axis=0
+  )
 
 
-def save_image_grid(path: str, rows: list[np.ndarray], min_size: int = 64) -> None:
+def save_image_grid(
+    path: str, rows: list[np.ndarray], min_size: int = 64
+) -> None:
   """Saves ``image_grid(rows)`` as a PNG (grayscale if one channel); small
   images are enlarged (nearest neighbour) to at least ``min_size`` pixels."""
   grid = np.clip(image_grid(rows), 0.0, 1.0)
@@ -65,14 +72,18 @@ def save_samples(path: str, samples: np.ndarray, per_row: int = 8) -> None:
   """Saves samples [N, H, W, C] as a grid with ``per_row`` images per row."""
   num_rows = math.ceil(len(samples) / per_row)
   padded = np.zeros((num_rows * per_row, *samples.shape[1:]), samples.dtype)
-  padded[:len(samples)] = samples
-  save_image_grid(path, list(padded.reshape(num_rows, per_row, *samples.shape[1:])))
+  padded[: len(samples)] = samples
+  save_image_grid(
+      path, list(padded.reshape(num_rows, per_row, *samples.shape[1:]))
+  )
 
 
 def format_table(header: list[str], rows: list[list]) -> str:
   """A plain-text table with aligned columns."""
-  cells = [header] + [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in row]
-                      for row in rows]
+  cells = [header] + [
+      [f"{c:.4f}" if isinstance(c, float) else str(c) for c in row]
+      for row in rows
+  ]
   widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
   lines.insert(1, "  ".join("-" * w for w in widths))

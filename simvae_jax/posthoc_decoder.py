@@ -20,20 +20,38 @@ from simvae_jax import seeding, sharding
 from simvae_jax.data import augment, pipeline
 
 
-def _decoder_step(decoder_params, decoder_state, opt_state, params, model_state,
-                  images, *, method, optimizer, binarize):
+def _decoder_step(
+    decoder_params,
+    decoder_state,
+    opt_state,
+    params,
+    model_state,
+    images,
+    *,
+    method,
+    optimizer,
+    binarize,
+):
   targets = augment.preprocess(images, binarize)
 
   def loss_fn(decoder_params):
-    return method.decoder_loss({**params, "decoder": decoder_params},
-                               {**model_state, **decoder_state}, targets)
+    return method.decoder_loss(
+        {**params, "decoder": decoder_params},
+        {**model_state, **decoder_state},
+        targets,
+    )
 
   (loss, new_model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      decoder_params)
+      decoder_params
+  )
   updates, opt_state = optimizer.update(grads, opt_state, decoder_params)
   decoder_state = {k: v for k, v in new_model_state.items() if k == "decoder"}
-  return (optax.apply_updates(decoder_params, updates), decoder_state, opt_state,
-          loss)
+  return (
+      optax.apply_updates(decoder_params, updates),
+      decoder_state,
+      opt_state,
+      loss,
+  )
 
 
 def train_posthoc_decoder(experiment, params: dict, model_state: dict):
@@ -41,24 +59,46 @@ def train_posthoc_decoder(experiment, params: dict, model_state: dict):
   batch MSE."""
   config = experiment.config
   optimizer = optax.adam(config.posthoc_decoder.learning_rate)
-  step = jax.jit(functools.partial(_decoder_step, method=experiment.method,
-                                   optimizer=optimizer,
-                                   binarize=config.augment.binarize),
-                 donate_argnums=(0, 1, 2))
+  step = jax.jit(
+      functools.partial(
+          _decoder_step,
+          method=experiment.method,
+          optimizer=optimizer,
+          binarize=config.augment.binarize,
+      ),
+      donate_argnums=(0, 1, 2),
+  )
   dataset = pipeline.make_train_dataset(
-      experiment.train_source, config.batch_size,
-      seed=seeding.purpose_seed(config.seed, "posthoc_decoder_data"))
+      experiment.train_source,
+      config.batch_size,
+      seed=seeding.purpose_seed(config.seed, "posthoc_decoder_data"),
+  )
   iterator = pipeline.make_train_iterator(dataset)
   decoder_params = jax.tree.map(lambda x: x.copy(), params["decoder"])
-  decoder_state = jax.tree.map(lambda x: x.copy(), {
-      k: v for k, v in model_state.items() if k == "decoder"})
+  decoder_state = jax.tree.map(
+      lambda x: x.copy(),
+      {k: v for k, v in model_state.items() if k == "decoder"},
+  )
   opt_state = optimizer.init(decoder_params)
   loss = float("nan")
-  for _ in tqdm.trange(config.posthoc_decoder.num_steps, desc="post-hoc decoder",
-                       unit="step", mininterval=2.0, dynamic_ncols=True):
+  for _ in tqdm.trange(
+      config.posthoc_decoder.num_steps,
+      desc="post-hoc decoder",
+      unit="step",
+      mininterval=2.0,
+      dynamic_ncols=True,
+  ):
     batch = sharding.to_global_batch(next(iterator), experiment.mesh)
     decoder_params, decoder_state, opt_state, loss = step(
-        decoder_params, decoder_state, opt_state, params, model_state,
-        batch["image"])
-  return ({**params, "decoder": decoder_params}, {**model_state, **decoder_state},
-          float(loss))
+        decoder_params,
+        decoder_state,
+        opt_state,
+        params,
+        model_state,
+        batch["image"],
+    )
+  return (
+      {**params, "decoder": decoder_params},
+      {**model_state, **decoder_state},
+      float(loss),
+  )

@@ -16,16 +16,22 @@ import numpy as np
 
 from simvae_jax import outputs, train
 from simvae_jax import workdir as run_dir
-from simvae_jax.base_config import (get_cifar10_config, get_digits_config,
-                                    get_mnist_like_config)
+from simvae_jax.base_config import (
+    get_cifar10_config,
+    get_digits_config,
+    get_mnist_like_config,
+)
 from simvae_jax.data import pipeline, sources
 
 # The offline files of each dataset in a folder like ../shared/datasets.
 NPZ_FILES = {
     "mnist": ("mnist.npz",),
     "fashion_mnist": ("fashion_mnist.npz",),
-    "cifar10": ("cifar10_train_part0.npz", "cifar10_train_part1.npz",
-                "cifar10_test.npz"),
+    "cifar10": (
+        "cifar10_train_part0.npz",
+        "cifar10_train_part1.npz",
+        "cifar10_test.npz",
+    ),
 }
 
 
@@ -35,12 +41,19 @@ def dataset_config(dataset: str, variant: str, data_dir: str):
   if dataset == "digits":
     return get_digits_config()
   if dataset not in NPZ_FILES:
-    raise ValueError(f"Unknown dataset {dataset!r}; choose one of "
-                     f"{['digits', *NPZ_FILES]}")
-  config = (get_cifar10_config(variant) if dataset == "cifar10"
-            else get_mnist_like_config(dataset, variant))
+    raise ValueError(
+        f"Unknown dataset {dataset!r}; choose one of "
+        f"{['digits', *NPZ_FILES]}"
+    )
+  config = (
+      get_cifar10_config(variant)
+      if dataset == "cifar10"
+      else get_mnist_like_config(dataset, variant)
+  )
   config.data.source = "npz"
-  config.data.path = ",".join(os.path.join(data_dir, f) for f in NPZ_FILES[dataset])
+  config.data.path = ",".join(
+      os.path.join(data_dir, f) for f in NPZ_FILES[dataset]
+  )
   return config
 
 
@@ -48,24 +61,35 @@ def describe_setup(config) -> str:
   """One paragraph naming the networks and augmentations of ``config``."""
   sections = lambda kind, name: dict(config.model[kind].get(name) or {})
   augment = config.augment
-  colour = (f", colour jitter {tuple(augment.color_jitter)} x "
-            f"{augment.color_jitter_strength:g} with p = {augment.color_jitter_prob:g}, "
-            f"grayscale p = {augment.grayscale_prob:g}"
-            if augment.color_jitter_prob or augment.grayscale_prob else "")
-  return (f"encoder `{config.model.encoder}` {sections('encoders', config.model.encoder)} "
-          f"with a {config.model.latent_dim}-d representation, decoder "
-          f"`{config.model.decoder}` {sections('decoders', config.model.decoder)}, "
-          f"{config.model.dtype}; augmentations: crop scale "
-          f"{tuple(augment.crop_scale)}, flips {augment.flip}{colour}")
+  colour = (
+      f", colour jitter {tuple(augment.color_jitter)} x "
+      f"{augment.color_jitter_strength:g} with p = {augment.color_jitter_prob:g}, "
+      f"grayscale p = {augment.grayscale_prob:g}"
+      if augment.color_jitter_prob or augment.grayscale_prob
+      else ""
+  )
+  return (
+      f"encoder `{config.model.encoder}` {sections('encoders', config.model.encoder)} "
+      f"with a {config.model.latent_dim}-d representation, decoder "
+      f"`{config.model.decoder}` {sections('decoders', config.model.decoder)}, "
+      f"{config.model.dtype}; augmentations: crop scale "
+      f"{tuple(augment.crop_scale)}, flips {augment.flip}{colour}"
+  )
 
 
-def results_name(results_dir: str, name: str, replace: bool,
-                 suffixes: tuple[str, ...] = (".md",)) -> str:
+def results_name(
+    results_dir: str,
+    name: str,
+    replace: bool,
+    suffixes: tuple[str, ...] = (".md",),
+) -> str:
   """``name``, or, unless ``replace``, the first of ``name-2``, ``name-3``, ...
   for which no ``<results_dir>/<name><suffix>`` exists yet, so that a run on a
   subset never overwrites committed results."""
-  taken = lambda stem: any(os.path.exists(os.path.join(results_dir, stem + suffix))
-                           for suffix in suffixes)
+  taken = lambda stem: any(
+      os.path.exists(os.path.join(results_dir, stem + suffix))
+      for suffix in suffixes
+  )
   stem, version = name, 2
   while not replace and taken(stem):
     stem, version = f"{name}-{version}", version + 1
@@ -74,8 +98,9 @@ def results_name(results_dir: str, name: str, replace: bool,
 
 def epoch_length(config) -> int:
   """Training steps per epoch of ``config``'s data."""
-  return pipeline.steps_per_epoch(len(sources.load_source(config.data, "train")),
-                                  config.batch_size)
+  return pipeline.steps_per_epoch(
+      len(sources.load_source(config.data, "train")), config.batch_size
+  )
 
 
 def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
@@ -96,8 +121,10 @@ def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
   if job.get("config") != resolved:
     started = time.time()
     train.train_and_evaluate(config, workdir)
-    job = {"config": resolved,
-           "wall_seconds": job.get("wall_seconds", 0.0) + time.time() - started}
+    job = {
+        "config": resolved,
+        "wall_seconds": job.get("wall_seconds", 0.0) + time.time() - started,
+    }
     with open(job_path, "w") as file:
       json.dump(job, file)
   per_epoch = epoch_length(config)
@@ -117,7 +144,7 @@ def mean_and_error(values) -> tuple[float, float]:
 
 
 def format_mean_error(values, scale: float = 100.0, digits: int = 1) -> str:
-  """"mean ± s.e." of ``scale * values``; just the mean for a single value."""
+  """ "mean ± s.e." of ``scale * values``; just the mean for a single value."""
   mean, error = mean_and_error([scale * v for v in values])
   if len(values) < 2:
     return f"{mean:.{digits}f}"

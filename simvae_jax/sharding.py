@@ -33,11 +33,13 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
   if global_batch_size % mesh.size:
     raise ValueError(
         f"Global batch size {global_batch_size} is not divisible by the "
-        f"{mesh.size} devices of the mesh; choose a multiple of {mesh.size}.")
+        f"{mesh.size} devices of the mesh; choose a multiple of {mesh.size}."
+    )
 
 
 def to_global_batch(local_batch: dict, mesh: Mesh) -> dict:
   """Assembles each process's slice {name: [b, ...]} into global sharded arrays."""
   sharding = batch_sharded(mesh)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+      lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch
+  )

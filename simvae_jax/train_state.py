@@ -31,32 +31,56 @@ class TrainState(struct.PyTreeNode):
   rng: jax.Array
 
 
-def _create(method, optimizer: optax.GradientTransformation,
-            image_shape: Sequence[int], seed: int) -> TrainState:
-  params, model_state = method.init(seeding.purpose_key(seed, "init"), image_shape)
+def _create(
+    method,
+    optimizer: optax.GradientTransformation,
+    image_shape: Sequence[int],
+    seed: int,
+) -> TrainState:
+  params, model_state = method.init(
+      seeding.purpose_key(seed, "init"), image_shape
+  )
   method_state = method.init_method_state(
-      params, model_state, seeding.purpose_key(seed, "method_state"))
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    model_state=model_state, opt_state=optimizer.init(params),
-                    method_state=method_state,
-                    rng=seeding.purpose_key(seed, "train"))
+      params, model_state, seeding.purpose_key(seed, "method_state")
+  )
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=model_state,
+      opt_state=optimizer.init(params),
+      method_state=method_state,
+      rng=seeding.purpose_key(seed, "train"),
+  )
 
 
-def init_train_state(method, optimizer: optax.GradientTransformation,
-                     image_shape: Sequence[int], seed: int,
-                     mesh: jax.sharding.Mesh) -> TrainState:
+def init_train_state(
+    method,
+    optimizer: optax.GradientTransformation,
+    image_shape: Sequence[int],
+    seed: int,
+    mesh: jax.sharding.Mesh,
+) -> TrainState:
   """The initial state of run ``seed``, created directly replicated on ``mesh``."""
-  create = functools.partial(_create, method, optimizer, tuple(image_shape), seed)
+  create = functools.partial(
+      _create, method, optimizer, tuple(image_shape), seed
+  )
   return jax.jit(create, out_shardings=sharding.replicated(mesh))()
 
 
-def abstract_train_state(method, optimizer: optax.GradientTransformation,
-                         image_shape: Sequence[int], seed: int,
-                         mesh: jax.sharding.Mesh) -> TrainState:
+def abstract_train_state(
+    method,
+    optimizer: optax.GradientTransformation,
+    image_shape: Sequence[int],
+    seed: int,
+    mesh: jax.sharding.Mesh,
+) -> TrainState:
   """Shapes, dtypes and shardings of the state, without computing it (the
   template a checkpoint is restored into)."""
-  create = functools.partial(_create, method, optimizer, tuple(image_shape), seed)
+  create = functools.partial(
+      _create, method, optimizer, tuple(image_shape), seed
+  )
   replicated = sharding.replicated(mesh)
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-      jax.eval_shape(create))
+      jax.eval_shape(create),
+  )

@@ -16,8 +16,14 @@ import os
 CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
 # Dotted config keys (or prefixes ending in '.') a continued run may change.
-RESUMABLE_CHANGES = ("num_epochs", "num_steps", "log_every", "checkpoint_every",
-                     "max_checkpoints", "eval.")
+RESUMABLE_CHANGES = (
+    "num_epochs",
+    "num_steps",
+    "log_every",
+    "checkpoint_every",
+    "max_checkpoints",
+    "eval.",
+)
 
 
 def prepare(workdir: str, create: bool = True) -> None:
@@ -31,7 +37,8 @@ def prepare(workdir: str, create: bool = True) -> None:
 def has_checkpoint(workdir: str) -> bool:
   directory = os.path.join(workdir, CHECKPOINTS)
   return os.path.isdir(directory) and any(
-      name.isdigit() for name in os.listdir(directory))
+      name.isdigit() for name in os.listdir(directory)
+  )
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -48,10 +55,15 @@ def flatten(config: dict, prefix: str = "") -> dict:
 def changed_keys(previous: dict, current: dict) -> list[str]:
   """Dotted keys whose values differ, except the resumable ones."""
   old, new = flatten(previous), flatten(current)
-  resumable = lambda key: any(key == r or (r.endswith(".") and key.startswith(r))
-                              for r in RESUMABLE_CHANGES)
-  return sorted(key for key in old.keys() | new.keys()
-                if not resumable(key) and old.get(key) != new.get(key))
+  resumable = lambda key: any(
+      key == r or (r.endswith(".") and key.startswith(r))
+      for r in RESUMABLE_CHANGES
+  )
+  return sorted(
+      key
+      for key in old.keys() | new.keys()
+      if not resumable(key) and old.get(key) != new.get(key)
+  )
 
 
 def resolved(config) -> dict:
@@ -72,7 +84,8 @@ def check_resumable(config, workdir: str) -> None:
         f"{workdir} holds a run with a different config ({', '.join(changed)}); "
         f"its checkpoint cannot continue under the new one. Use another "
         f"--workdir, or delete this one to start over. Only "
-        f"{', '.join(RESUMABLE_CHANGES)} may change when a run continues.")
+        f"{', '.join(RESUMABLE_CHANGES)} may change when a run continues."
+    )
 
 
 def write_config(config, workdir: str) -> None:

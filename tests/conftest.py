@@ -68,8 +68,9 @@ def workdir(tmp_path):
 
 def load_repo_config(name: str, arg: str | None = None):
   """``configs/<name>.py``'s get_config(arg), as the command line loads it."""
-  spec = importlib.util.spec_from_file_location(f"configs_{name}",
-                                                REPO / "configs" / f"{name}.py")
+  spec = importlib.util.spec_from_file_location(
+      f"configs_{name}", REPO / "configs" / f"{name}.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)

@@ -18,7 +18,9 @@ def make_config(**overrides):
 
 @pytest.fixture
 def images():
-  return np.random.default_rng(0).integers(0, 256, (5, 12, 10, 3), dtype=np.uint8)
+  return np.random.default_rng(0).integers(
+      0, 256, (5, 12, 10, 3), dtype=np.uint8
+  )
 
 
 def test_shape_dtype_and_range(images):
@@ -44,18 +46,24 @@ def test_views_of_one_image_differ(images):
 
 
 def test_full_crop_without_flip_is_identity(images):
-  config = make_config(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip="none")
-  square = images[:, :10]   # ratio 1 fits the whole image only when it is square
+  config = make_config(
+      crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip="none"
+  )
+  square = images[:, :10]  # ratio 1 fits the whole image only when it is square
   views = augment.augment_views(jax.random.PRNGKey(3), square, 2, config)
   expected = square.astype(np.float32)[:, None] / 255.0
-  np.testing.assert_allclose(views, np.broadcast_to(expected, views.shape), atol=1e-6)
+  np.testing.assert_allclose(
+      views, np.broadcast_to(expected, views.shape), atol=1e-6
+  )
 
 
 @pytest.mark.parametrize("flip, axis", [("horizontal", 2), ("vertical", 1)])
 def test_flip_mirrors_the_image(images, flip, axis):
   config = make_config(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=flip)
   square = images[:, :10]
-  views = np.asarray(augment.augment_views(jax.random.PRNGKey(4), square, 8, config))
+  views = np.asarray(
+      augment.augment_views(jax.random.PRNGKey(4), square, 8, config)
+  )
   original = square.astype(np.float32) / 255.0
   mirrored = np.flip(original, axis=axis)
   flipped = 0
@@ -65,7 +73,7 @@ def test_flip_mirrors_the_image(images, flip, axis):
         continue
       np.testing.assert_allclose(views[b, j], mirrored[b], atol=1e-6)
       flipped += 1
-  assert 0 < flipped < 40   # about half of the 40 views
+  assert 0 < flipped < 40  # about half of the 40 views
 
 
 def test_crop_is_bilinear_resampling_of_a_subwindow():
@@ -73,17 +81,21 @@ def test_crop_is_bilinear_resampling_of_a_subwindow():
   # is linear in x, with a slope of at most the input's (a crop zooms in).
   ramp = np.tile(np.arange(16, dtype=np.uint8) * 16, (16, 1))[None, :, :, None]
   config = make_config(crop_scale=(0.3, 0.6), flip="none")
-  views = np.asarray(augment.augment_views(jax.random.PRNGKey(5), ramp, 6, config))
+  views = np.asarray(
+      augment.augment_views(jax.random.PRNGKey(5), ramp, 6, config)
+  )
   steps = np.diff(views[0, :, 3, :, 0], axis=-1)
   interior = steps[:, 1:-1]
-  np.testing.assert_allclose(interior, np.broadcast_to(interior[:, :1], interior.shape),
-                             atol=1e-5)
+  np.testing.assert_allclose(
+      interior, np.broadcast_to(interior[:, :1], interior.shape), atol=1e-5
+  )
   assert np.all(steps >= -1e-6) and np.all(steps <= 16 / 255 + 1e-6)
 
 
 def test_binarize_gives_zeros_and_ones(images):
-  views = augment.augment_views(jax.random.PRNGKey(0), images, 2,
-                                make_config(binarize=True))
+  views = augment.augment_views(
+      jax.random.PRNGKey(0), images, 2, make_config(binarize=True)
+  )
   assert set(np.unique(np.asarray(views)).tolist()) <= {0.0, 1.0}
 
 
@@ -94,10 +106,15 @@ def test_single_view_and_jit(images):
   assert views.shape == (5, 1, 12, 10, 3)
 
 
-@pytest.mark.parametrize("overrides", [dict(crop_scale=(0.0, 1.0)),
-                                       dict(crop_scale=(0.8, 0.5)),
-                                       dict(crop_ratio=(2.0, 1.0)),
-                                       dict(flip="diagonal")])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(crop_scale=(0.0, 1.0)),
+        dict(crop_scale=(0.8, 0.5)),
+        dict(crop_ratio=(2.0, 1.0)),
+        dict(flip="diagonal"),
+    ],
+)
 def test_invalid_config_is_rejected(overrides):
   with pytest.raises(ValueError):
     augment.validate_config(make_config(**overrides))
@@ -122,21 +139,29 @@ def unit(images):
 
 
 def luminance(images):
-  return np.tensordot(np.asarray(images, np.float64), [0.2989, 0.5870, 0.1140],
-                      axes=(-1, 0))
+  return np.tensordot(
+      np.asarray(images, np.float64), [0.2989, 0.5870, 0.1140], axes=(-1, 0)
+  )
 
 
 @pytest.mark.parametrize("shift", [0.0, 1.0, -1.0])
 def test_whole_turn_hue_shifts_are_identities(colour_images, shift):
   images = unit(colour_images)
-  np.testing.assert_allclose(color.shift_hue(images, jnp.full((64, 1, 1), shift)),
-                             images, atol=1e-5)
+  np.testing.assert_allclose(
+      color.shift_hue(images, jnp.full((64, 1, 1), shift)), images, atol=1e-5
+  )
 
 
 def test_half_turn_hue_shift_changes_colours(colour_images):
   images = unit(colour_images)
-  assert float(jnp.abs(color.shift_hue(images, jnp.full((64, 1, 1), 0.5))
-                       - images).mean()) > 0.05
+  assert (
+      float(
+          jnp.abs(
+              color.shift_hue(images, jnp.full((64, 1, 1), 0.5)) - images
+          ).mean()
+      )
+      > 0.05
+  )
 
 
 def test_zero_saturation_gives_equal_channels(colour_images):
@@ -148,7 +173,7 @@ def test_zero_saturation_gives_equal_channels(colour_images):
 def test_grayscale_preserves_luminance(colour_images):
   images = unit(colour_images)
   gray = np.asarray(color.grayscale(images))
-  for channel in range(3):      # every channel is the input's luminance
+  for channel in range(3):  # every channel is the input's luminance
     np.testing.assert_allclose(gray[..., channel], luminance(images), atol=1e-6)
 
 
@@ -162,7 +187,9 @@ def test_contrast_scales_about_each_channels_mean(colour_images):
   images = unit(colour_images)
   out = np.asarray(color.scale_contrast(images, jnp.full((64, 1, 1, 1), 0.5)))
   mean = np.asarray(images).mean(axis=(1, 2), keepdims=True)
-  np.testing.assert_allclose(out, mean + 0.5 * (np.asarray(images) - mean), atol=1e-6)
+  np.testing.assert_allclose(
+      out, mean + 0.5 * (np.asarray(images) - mean), atol=1e-6
+  )
 
 
 def test_colour_views_stay_in_range_and_differ(colour_images):
@@ -177,15 +204,26 @@ def test_colour_views_stay_in_range_and_differ(colour_images):
 def test_jitter_and_grayscale_rates_match_their_probabilities(colour_images):
   """With fixed crops (same key), a view was jittered iff it differs from its
   colour-free twin, and grayscaled iff its channels are equal."""
-  num_views = 16                                  # 64 x 16 = 1024 views
-  crop_only = augment.augment_views(jax.random.PRNGKey(5), colour_images, num_views,
-                                    make_config())
-  jittered = augment.augment_views(jax.random.PRNGKey(5), colour_images, num_views,
-                                   make_config(color_jitter_prob=0.8))
-  grayed = augment.augment_views(jax.random.PRNGKey(5), colour_images, num_views,
-                                 make_config(grayscale_prob=0.2))
+  num_views = 16  # 64 x 16 = 1024 views
+  crop_only = augment.augment_views(
+      jax.random.PRNGKey(5), colour_images, num_views, make_config()
+  )
+  jittered = augment.augment_views(
+      jax.random.PRNGKey(5),
+      colour_images,
+      num_views,
+      make_config(color_jitter_prob=0.8),
+  )
+  grayed = augment.augment_views(
+      jax.random.PRNGKey(5),
+      colour_images,
+      num_views,
+      make_config(grayscale_prob=0.2),
+  )
   changed = np.asarray(jnp.abs(jittered - crop_only).max(axis=(2, 3, 4)) > 1e-4)
-  gray = np.asarray(jnp.abs(grayed[..., 0] - grayed[..., 2]).max(axis=(2, 3)) < 1e-6)
+  gray = np.asarray(
+      jnp.abs(grayed[..., 0] - grayed[..., 2]).max(axis=(2, 3)) < 1e-6
+  )
   for rate, p in ((changed.mean(), 0.8), (gray.mean(), 0.2)):
     standard_error = np.sqrt(p * (1 - p) / changed.size)
     assert abs(rate - p) < 4 * standard_error, (rate, p)
@@ -194,4 +232,4 @@ def test_jitter_and_grayscale_rates_match_their_probabilities(colour_images):
 def test_colour_ops_on_grayscale_images_are_a_clear_error():
   with pytest.raises(ValueError, match="RGB"):
     augment.check_image_shape(make_config(**SIMCLR_COLOR), (28, 28, 1))
-  augment.check_image_shape(make_config(), (28, 28, 1))    # off: fine
+  augment.check_image_shape(make_config(), (28, 28, 1))  # off: fine

@@ -26,7 +26,11 @@ def np_kl(mean_p, lv_p, mean_q, lv_q):
   """KL between diagonal Gaussians, one dimension at a time (float64)."""
   total = 0.0
   for mp, vp, mq, vq in zip(mean_p, np.exp(lv_p), mean_q, np.exp(lv_q)):
-    total += math.log(math.sqrt(vq) / math.sqrt(vp)) + (vp + (mp - mq) ** 2) / (2 * vq) - 0.5
+    total += (
+        math.log(math.sqrt(vq) / math.sqrt(vp))
+        + (vp + (mp - mq) ** 2) / (2 * vq)
+        - 0.5
+    )
   return total
 
 
@@ -38,6 +42,7 @@ def normalize(x):
 # Gaussian KL, VAE, beta-VAE, CR-VAE.
 # ----------------------------------------------------------------------------
 
+
 def test_gaussian_kl_matches_monte_carlo():
   mean_p, mean_q = np.array([0.3, -1.0]), np.array([0.0, 0.5])
   lv_p, lv_q = np.array([-0.5, 0.2]), np.array([0.1, -0.3])
@@ -46,7 +51,9 @@ def test_gaussian_kl_matches_monte_carlo():
   log_p = -0.5 * ((z - mean_p) ** 2 / np.exp(lv_p) + lv_p + np.log(2 * np.pi))
   log_q = -0.5 * ((z - mean_q) ** 2 / np.exp(lv_q) + lv_q + np.log(2 * np.pi))
   estimate = np.mean(np.sum(log_p - log_q, axis=1))
-  assert float(gaussian_kl(mean_p, lv_p, mean_q, lv_q)) == pytest.approx(estimate, abs=0.01)
+  assert float(gaussian_kl(mean_p, lv_p, mean_q, lv_q)) == pytest.approx(
+      estimate, abs=0.01
+  )
 
 
 @pytest.mark.parametrize("method_name, beta", [("vae", 1.0), ("beta_vae", 3.5)])
@@ -56,11 +63,24 @@ def test_vae_objective(method_name, beta, num_views):
   method = methods.make_method(config, (8, 8, 1))
   params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
   views = jax.random.uniform(jax.random.PRNGKey(1), (3, num_views, 8, 8, 1))
-  loss, (terms, _) = method.objective(params, state, views, jax.random.PRNGKey(2))
-  out, _ = method.autoencoder.pass_views(params, state, views, jax.random.PRNGKey(2))
-  mean, lv, nll = (np.asarray(a, np.float64) for a in (out.mean, out.log_variance, out.nll))
-  kl = np.mean([sum(np_kl(mean[b, j], lv[b, j], np.zeros(4), np.zeros(4))
-                    for j in range(num_views)) for b in range(3)])
+  loss, (terms, _) = method.objective(
+      params, state, views, jax.random.PRNGKey(2)
+  )
+  out, _ = method.autoencoder.pass_views(
+      params, state, views, jax.random.PRNGKey(2)
+  )
+  mean, lv, nll = (
+      np.asarray(a, np.float64) for a in (out.mean, out.log_variance, out.nll)
+  )
+  kl = np.mean(
+      [
+          sum(
+              np_kl(mean[b, j], lv[b, j], np.zeros(4), np.zeros(4))
+              for j in range(num_views)
+          )
+          for b in range(3)
+      ]
+  )
   expected = nll.sum(1).mean() + beta * kl
   assert float(terms["kl"]) == pytest.approx(kl, rel=1e-5)
   assert float(loss) == pytest.approx(expected, rel=1e-5)
@@ -71,12 +91,18 @@ def test_cr_vae_consistency(num_views):
   mean, lv = rng_arrays((3, num_views, 5), (3, num_views, 5))
   got = np.asarray(cr_vae.pairwise_consistency(mean, lv))
   for b in range(3):
-    pairs = [np_kl(mean[b, j], lv[b, j], mean[b, k], lv[b, k])
-             for j in range(num_views) for k in range(num_views) if j != k]
+    pairs = [
+        np_kl(mean[b, j], lv[b, j], mean[b, k], lv[b, k])
+        for j in range(num_views)
+        for k in range(num_views)
+        if j != k
+    ]
     assert got[b] == pytest.approx(np.mean(pairs), rel=1e-5)
-  if num_views == 2:   # the paper's KL(q(z|t(x)) || q(z|x)), symmetrised
-    both = [np_kl(mean[0, 1], lv[0, 1], mean[0, 0], lv[0, 0]),
-            np_kl(mean[0, 0], lv[0, 0], mean[0, 1], lv[0, 1])]
+  if num_views == 2:  # the paper's KL(q(z|t(x)) || q(z|x)), symmetrised
+    both = [
+        np_kl(mean[0, 1], lv[0, 1], mean[0, 0], lv[0, 0]),
+        np_kl(mean[0, 0], lv[0, 0], mean[0, 1], lv[0, 1]),
+    ]
     assert got[0] == pytest.approx(np.mean(both), rel=1e-5)
 
 
@@ -84,19 +110,28 @@ def test_cr_vae_objective_weights_consistency():
   views = jax.random.uniform(jax.random.PRNGKey(1), (3, 4, 8, 8, 1))
   results = {}
   for weight in (0.0, 2.5):
-    config = tiny_digits_config(method="cr_vae", **{"cr_vae.consistency_weight": weight})
+    config = tiny_digits_config(
+        method="cr_vae", **{"cr_vae.consistency_weight": weight}
+    )
     method = methods.make_method(config, (8, 8, 1))
     params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
-    results[weight] = method.objective(params, state, views, jax.random.PRNGKey(2))
+    results[weight] = method.objective(
+        params, state, views, jax.random.PRNGKey(2)
+    )
   (loss_0, (terms, _)), (loss_w, _) = results[0.0], results[2.5]
-  assert float(loss_0) == pytest.approx(float(terms["reconstruction"] + terms["kl"]), rel=1e-6)
+  assert float(loss_0) == pytest.approx(
+      float(terms["reconstruction"] + terms["kl"]), rel=1e-6
+  )
   # (losses are ~1e3 in float32, so the difference is exact to ~1e-3)
-  assert float(loss_w - loss_0) == pytest.approx(2.5 * float(terms["consistency"]), abs=2e-3)
+  assert float(loss_w - loss_0) == pytest.approx(
+      2.5 * float(terms["consistency"]), abs=2e-3
+  )
 
 
 # ----------------------------------------------------------------------------
 # SimCLR.
 # ----------------------------------------------------------------------------
+
 
 def textbook_nt_xent(a, b, temperature):
   """NT-Xent of Chen et al. for two views a, b [N, E]: 2N anchors, positive
@@ -137,18 +172,23 @@ def test_simclr_two_views_is_textbook_nt_xent(temperature):
 def test_simclr_many_views(num_views, temperature):
   (embeddings,) = rng_arrays((5, num_views, 8), seed=num_views)
   got = float(simclr.nt_xent(embeddings, temperature))
-  assert got == pytest.approx(multi_positive_reference(embeddings, temperature), rel=1e-5)
+  assert got == pytest.approx(
+      multi_positive_reference(embeddings, temperature), rel=1e-5
+  )
 
 
 def test_multi_view_methods_need_two_views():
   for name in ("simclr", "vicreg", "moco"):
     with pytest.raises(ValueError, match="num_views >= 2"):
-      methods.make_method(tiny_digits_config(method=name, num_views=1), (8, 8, 1))
+      methods.make_method(
+          tiny_digits_config(method=name, num_views=1), (8, 8, 1)
+      )
 
 
 # ----------------------------------------------------------------------------
 # VICReg.
 # ----------------------------------------------------------------------------
+
 
 def official_vicreg_two_views(x, y, eps=1e-4):
   """The official VICReg terms for two views (float64, unbiased variances)."""
@@ -156,8 +196,13 @@ def official_vicreg_two_views(x, y, eps=1e-4):
   n, d = x.shape
   invariance = np.mean((x - y) ** 2)
   x, y = x - x.mean(0), y - y.mean(0)
-  std_x, std_y = np.sqrt(x.var(0, ddof=1) + eps), np.sqrt(y.var(0, ddof=1) + eps)
-  variance = np.mean(np.maximum(0, 1 - std_x)) / 2 + np.mean(np.maximum(0, 1 - std_y)) / 2
+  std_x, std_y = np.sqrt(x.var(0, ddof=1) + eps), np.sqrt(
+      y.var(0, ddof=1) + eps
+  )
+  variance = (
+      np.mean(np.maximum(0, 1 - std_x)) / 2
+      + np.mean(np.maximum(0, 1 - std_y)) / 2
+  )
   off = lambda c: c - np.diag(np.diag(c))
   cov_x, cov_y = x.T @ x / (n - 1), y.T @ y / (n - 1)
   covariance = (off(cov_x) ** 2).sum() / d + (off(cov_y) ** 2).sum() / d
@@ -166,7 +211,9 @@ def official_vicreg_two_views(x, y, eps=1e-4):
 
 def test_vicreg_two_views_matches_official_terms():
   (embeddings,) = rng_arrays((16, 2, 6))
-  embeddings = 0.5 * embeddings     # some dims below unit std, so the hinge is active
+  embeddings = (
+      0.5 * embeddings
+  )  # some dims below unit std, so the hinge is active
   terms = vicreg.vicreg_terms(embeddings)
   expected = official_vicreg_two_views(embeddings[:, 0], embeddings[:, 1])
   for name, value in zip(("invariance", "variance", "covariance"), expected):
@@ -176,25 +223,42 @@ def test_vicreg_two_views_matches_official_terms():
 def test_vicreg_many_views_averages_pairs():
   (embeddings,) = rng_arrays((16, 4, 6), seed=3)
   terms = vicreg.vicreg_terms(0.5 * embeddings)
-  pair_terms = [official_vicreg_two_views(0.5 * embeddings[:, j], 0.5 * embeddings[:, k])
-                for j in range(4) for k in range(j + 1, 4)]
+  pair_terms = [
+      official_vicreg_two_views(0.5 * embeddings[:, j], 0.5 * embeddings[:, k])
+      for j in range(4)
+      for k in range(j + 1, 4)
+  ]
   assert float(terms["invariance"]) == pytest.approx(
-      np.mean([p[0] for p in pair_terms]), rel=1e-5)
+      np.mean([p[0] for p in pair_terms]), rel=1e-5
+  )
   # Each view's variance/covariance counted once: the mean over pairs of the
   # two-view terms (covariance of two views summed) equals them.
-  assert float(terms["variance"]) == pytest.approx(np.mean([p[1] for p in pair_terms]), rel=1e-5)
-  assert float(terms["covariance"]) == pytest.approx(np.mean([p[2] for p in pair_terms]), rel=1e-5)
+  assert float(terms["variance"]) == pytest.approx(
+      np.mean([p[1] for p in pair_terms]), rel=1e-5
+  )
+  assert float(terms["covariance"]) == pytest.approx(
+      np.mean([p[2] for p in pair_terms]), rel=1e-5
+  )
 
 
 def test_vicreg_coefficients():
-  config = tiny_digits_config(method="vicreg", **{"vicreg.invariance_weight": 3.0,
-                                                  "vicreg.variance_weight": 7.0,
-                                                  "vicreg.covariance_weight": 0.5})
+  config = tiny_digits_config(
+      method="vicreg",
+      **{
+          "vicreg.invariance_weight": 3.0,
+          "vicreg.variance_weight": 7.0,
+          "vicreg.covariance_weight": 0.5,
+      },
+  )
   method = methods.make_method(config, (8, 8, 1))
   params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
   views = jax.random.uniform(jax.random.PRNGKey(1), (8, 3, 8, 8, 1))
   loss, (terms, _) = method.objective(params, state, views, None)
-  expected = 3.0 * terms["invariance"] + 7.0 * terms["variance"] + 0.5 * terms["covariance"]
+  expected = (
+      3.0 * terms["invariance"]
+      + 7.0 * terms["variance"]
+      + 0.5 * terms["covariance"]
+  )
   assert float(loss) == pytest.approx(float(expected), rel=1e-6)
 
 
@@ -202,8 +266,11 @@ def test_vicreg_coefficients():
 # MoCo.
 # ----------------------------------------------------------------------------
 
+
 def moco_reference(queries, keys, queue, temperature):
-  queries, keys, queue = (normalize(a.astype(np.float64)) for a in (queries, keys, queue))
+  queries, keys, queue = (
+      normalize(a.astype(np.float64)) for a in (queries, keys, queue)
+  )
   batch, views, _ = queries.shape
   losses = []
   for b in range(batch):
@@ -211,19 +278,27 @@ def moco_reference(queries, keys, queue, temperature):
       for k in range(views):
         if j == k:
           continue
-        logits = np.concatenate([[queries[b, j] @ keys[b, k]],
-                                 queue @ queries[b, j]]) / temperature
+        logits = (
+            np.concatenate(
+                [[queries[b, j] @ keys[b, k]], queue @ queries[b, j]]
+            )
+            / temperature
+        )
         losses.append(-(logits[0] - np.log(np.sum(np.exp(logits)))))
   return np.mean(losses)
 
 
 @pytest.mark.parametrize("num_views, temperature", [(2, 0.2), (4, 0.7)])
 def test_moco_loss(num_views, temperature):
-  queries, keys, queue = rng_arrays((5, num_views, 8), (5, num_views, 8), (11, 8))
-  got = moco.moco_loss(*(jnp.asarray(normalize(a)) for a in (queries, keys, queue)),
-                       temperature)
-  assert float(got) == pytest.approx(moco_reference(queries, keys, queue, temperature),
-                                     rel=1e-5)
+  queries, keys, queue = rng_arrays(
+      (5, num_views, 8), (5, num_views, 8), (11, 8)
+  )
+  got = moco.moco_loss(
+      *(jnp.asarray(normalize(a)) for a in (queries, keys, queue)), temperature
+  )
+  assert float(got) == pytest.approx(
+      moco_reference(queries, keys, queue, temperature), rel=1e-5
+  )
 
 
 def test_moco_queue_rolls():
@@ -235,17 +310,26 @@ def test_moco_queue_rolls():
 
 
 def test_moco_step_updates_queue_and_momentum_encoder():
-  config = tiny_digits_config(method="moco", num_views=2, batch_size=4,
-                              **{"moco.queue_size": 16, "moco.momentum": 0.9})
+  config = tiny_digits_config(
+      method="moco",
+      num_views=2,
+      batch_size=4,
+      **{"moco.queue_size": 16, "moco.momentum": 0.9},
+  )
   method = methods.make_method(config, (8, 8, 1))
   optimizer = optax.adam(1e-2)
   mesh = sharding.make_mesh(jax.devices()[:1])
   state = init_train_state(method, optimizer, (8, 8, 1), 0, mesh)
   before = jax.device_get(state)
-  step = train_step.compile_train_step(method, optimizer, optax.constant_schedule(1e-2),
-                                       2, config.augment, mesh)
-  images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
-  batch = sharding.to_global_batch({"image": images, "label": np.zeros(4, np.int32)}, mesh)
+  step = train_step.compile_train_step(
+      method, optimizer, optax.constant_schedule(1e-2), 2, config.augment, mesh
+  )
+  images = np.random.default_rng(0).integers(
+      0, 256, (4, 8, 8, 1), dtype=np.uint8
+  )
+  batch = sharding.to_global_batch(
+      {"image": images, "label": np.zeros(4, np.int32)}, mesh
+  )
   after = jax.device_get(step(state, batch)[0])
   # Queue: the 8 new keys (normalised) first, the 8 newest old entries after.
   queue = after.method_state["queue"]
@@ -254,16 +338,26 @@ def test_moco_step_updates_queue_and_momentum_encoder():
   # Keys were computed by the key encoder *before* the update.
   rng = jax.random.split(jax.random.fold_in(before.rng, 0))[0]
   views = augment.augment_views(rng, images, 2, config.augment)
-  keys, _ = method.embed(before.method_state["key_params"],
-                         before.method_state["key_state"], views, train=True)
+  keys, _ = method.embed(
+      before.method_state["key_params"],
+      before.method_state["key_state"],
+      views,
+      train=True,
+  )
   keys = moco.l2_normalize(keys)
-  np.testing.assert_allclose(queue[:8], np.asarray(keys).reshape(8, -1), atol=1e-5)
+  np.testing.assert_allclose(
+      queue[:8], np.asarray(keys).reshape(8, -1), atol=1e-5
+  )
   # Momentum: key <- 0.9 key + 0.1 updated query parameters.
   for key_old, key_new, query_new in zip(
       jax.tree.leaves(before.method_state["key_params"]),
       jax.tree.leaves(after.method_state["key_params"]),
-      jax.tree.leaves({p: after.params[p] for p in ("encoder", "head")})):
-    np.testing.assert_allclose(key_new, 0.9 * key_old + 0.1 * query_new, rtol=1e-5,
-                               atol=1e-7)
-  assert not np.allclose(after.params["encoder"]["Dense_0"]["kernel"],
-                         before.params["encoder"]["Dense_0"]["kernel"])
+      jax.tree.leaves({p: after.params[p] for p in ("encoder", "head")}),
+  ):
+    np.testing.assert_allclose(
+        key_new, 0.9 * key_old + 0.1 * query_new, rtol=1e-5, atol=1e-7
+    )
+  assert not np.allclose(
+      after.params["encoder"]["Dense_0"]["kernel"],
+      before.params["encoder"]["Dense_0"]["kernel"],
+  )

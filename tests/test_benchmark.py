@@ -8,8 +8,9 @@ from conftest import REPO, tiny_digits_config
 
 
 def load_benchmark():
-  spec = importlib.util.spec_from_file_location("benchmark",
-                                                REPO / "experiments" / "benchmark.py")
+  spec = importlib.util.spec_from_file_location(
+      "benchmark", REPO / "experiments" / "benchmark.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -18,12 +19,20 @@ def load_benchmark():
 def test_benchmark_reports_measured_numbers():
   benchmark = load_benchmark()
   config = tiny_digits_config(batch_size=16, num_views=5)
-  result = benchmark.benchmark(config, repeats=3, steps_per_repeat=2, warmup_steps=1)
+  result = benchmark.benchmark(
+      config, repeats=3, steps_per_repeat=2, warmup_steps=1
+  )
   assert result["views_per_step"] == 80
-  assert result["min_step_ms"] <= result["median_step_ms"] <= result["max_step_ms"]
+  assert (
+      result["min_step_ms"] <= result["median_step_ms"] <= result["max_step_ms"]
+  )
   # views/s comes from the unrounded median; median_step_ms is rounded to 1 µs.
   median = result["median_step_ms"]
-  assert 80e3 / (median + 5e-4) - 0.1 <= result["views_per_s"] <= 80e3 / (median - 5e-4) + 0.1
+  assert (
+      80e3 / (median + 5e-4) - 0.1
+      <= result["views_per_s"]
+      <= 80e3 / (median - 5e-4) + 0.1
+  )
   # XLA's FLOP count must at least cover the forward matmuls of the encoder
   # (64 -> 64 -> 8) and decoder (4 -> 64 -> 64) for 80 views.
   forward_matmul_flops = 2 * 80 * (64 * 64 + 64 * 8 + 4 * 64 + 64 * 64)
@@ -31,4 +40,5 @@ def test_benchmark_reports_measured_numbers():
   assert result["compile_s"] > 0
   assert result["matmul_gflop_per_s"] > 0
   assert result["fraction_of_matmul"] == pytest.approx(
-      result["gflop_per_s"] / result["matmul_gflop_per_s"], abs=2e-3)
+      result["gflop_per_s"] / result["matmul_gflop_per_s"], abs=2e-3
+  )

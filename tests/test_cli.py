@@ -15,35 +15,60 @@ import pytest
 
 from conftest import REPO
 
-DIGITS = ["--config=configs/digits.py", "--config.num_steps=2",
-          "--config.eval.probe_epochs=1"]
+DIGITS = [
+    "--config=configs/digits.py",
+    "--config.num_steps=2",
+    "--config.eval.probe_epochs=1",
+]
 
 # name: (arguments after --workdir, expected text in the error line)
 CASES = {
-    "unknown method": (DIGITS + ["--config.method=simclr2"],
-                       "Unknown method 'simclr2'; choose one of"),
-    "unknown encoder": (DIGITS + ["--config.model.encoder=vit"],
-                        "Unknown encoder 'vit'; choose one of"),
-    "unknown data source": (DIGITS + ["--config.data.source=web"],
-                            "Unknown data.source 'web'; choose one of"),
-    "unknown tfds dataset": (DIGITS + ["--config.data.source=tfds",
-                                       "--config.data.name=imagenet2012"],
-                             "Unsupported tfds dataset 'imagenet2012'"),
-    "unknown variant": (["--config=configs/mnist.py:fast"],
-                        "Unknown config variant 'fast'; choose one of"),
-    "unknown config key": (DIGITS + ["--config.num_step=10"],
-                           'Unknown config key "num_step"; did you mean "num_steps"?'),
+    "unknown method": (
+        DIGITS + ["--config.method=simclr2"],
+        "Unknown method 'simclr2'; choose one of",
+    ),
+    "unknown encoder": (
+        DIGITS + ["--config.model.encoder=vit"],
+        "Unknown encoder 'vit'; choose one of",
+    ),
+    "unknown data source": (
+        DIGITS + ["--config.data.source=web"],
+        "Unknown data.source 'web'; choose one of",
+    ),
+    "unknown tfds dataset": (
+        DIGITS
+        + ["--config.data.source=tfds", "--config.data.name=imagenet2012"],
+        "Unsupported tfds dataset 'imagenet2012'",
+    ),
+    "unknown variant": (
+        ["--config=configs/mnist.py:fast"],
+        "Unknown config variant 'fast'; choose one of",
+    ),
+    "unknown config key": (
+        DIGITS + ["--config.num_step=10"],
+        'Unknown config key "num_step"; did you mean "num_steps"?',
+    ),
     "wrong value type": (DIGITS + ["--config.num_views=two"], "num_views"),
-    "batch not divisible by devices": (DIGITS + ["--config.batch_size=30"],
-                                       "not divisible by the 8 devices"),
-    "missing npz": (DIGITS + ["--config.data.source=npz",
-                              "--config.data.path=/nonexistent/mnist.npz"],
-                    "No such .npz file: /nonexistent/mnist.npz"),
+    "batch not divisible by devices": (
+        DIGITS + ["--config.batch_size=30"],
+        "not divisible by the 8 devices",
+    ),
+    "missing npz": (
+        DIGITS
+        + [
+            "--config.data.source=npz",
+            "--config.data.path=/nonexistent/mnist.npz",
+        ],
+        "No such .npz file: /nonexistent/mnist.npz",
+    ),
     "image size the decoder cannot make": (
         DIGITS + ["--config.model.decoder=resnet_authors"],
-        "multiple of 16; got images of shape (8, 8, 1)"),
-    "colour ops on grayscale images": (DIGITS + ["--config.augment.grayscale_prob=0.2"],
-                                       "need RGB images"),
+        "multiple of 16; got images of shape (8, 8, 1)",
+    ),
+    "colour ops on grayscale images": (
+        DIGITS + ["--config.augment.grayscale_prob=0.2"],
+        "need RGB images",
+    ),
     "eval without checkpoint": (DIGITS + ["--mode=eval"], "No checkpoint in"),
     "workdir is a file": (DIGITS, "is a file, not a directory"),
 }
@@ -52,14 +77,22 @@ CASES = {
 def run_cli(args, workdir, env):
   return subprocess.Popen(
       [sys.executable, "-m", "simvae_jax.main", f"--workdir={workdir}", *args],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
   root = tmp_path_factory.mktemp("cli")
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
+  env = dict(
+      os.environ,
+      XLA_FLAGS="--xla_force_host_platform_device_count=8",
+      JAX_PLATFORMS="cpu",
+  )
   processes = {}
   for name, (args, _) in CASES.items():
     workdir = root / name.replace(" ", "_")
@@ -67,7 +100,9 @@ def results(tmp_path_factory):
       workdir.write_text("not a directory")
     processes[name] = (run_cli(args, workdir, env), workdir)
   verbose_workdir = root / "verbose"
-  verbose = run_cli(CASES["unknown method"][0] + ["--verbose"], verbose_workdir, env)
+  verbose = run_cli(
+      CASES["unknown method"][0] + ["--verbose"], verbose_workdir, env
+  )
   finished = {}
   for name, (process, workdir) in processes.items():
     stdout, stderr = process.communicate(timeout=600)
@@ -85,7 +120,7 @@ def test_mistake_is_one_clear_line(results, name):
   errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
   assert len(errors) == 1, stderr[-2000:]
   assert CASES[name][1] in errors[0]
-  assert "\\n" not in errors[0] and '\\"' not in errors[0]   # no escaped repr
+  assert "\\n" not in errors[0] and '\\"' not in errors[0]  # no escaped repr
   assert "--verbose" in stderr
 
 
@@ -100,21 +135,35 @@ def test_verbose_shows_the_traceback(results):
   assert "Traceback" in stderr and "Unknown method 'simclr2'" in stderr
 
 
-def test_changed_config_is_refused_on_resume_and_a_longer_schedule_allowed(tmp_path):
+def test_changed_config_is_refused_on_resume_and_a_longer_schedule_allowed(
+    tmp_path,
+):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  base = ["--config=configs/digits.py", "--config.eval.probe_epochs=1",
-          "--config.eval.compare_untrained=False", "--config.checkpoint_every=2"]
+  base = [
+      "--config=configs/digits.py",
+      "--config.eval.probe_epochs=1",
+      "--config.eval.compare_untrained=False",
+      "--config.checkpoint_every=2",
+  ]
   first = run_cli(base + ["--config.num_steps=4"], tmp_path, env)
   _, stderr = first.communicate(timeout=600)
   assert first.returncode == 0, stderr[-2000:]
-  changed = run_cli(base + ["--config.num_steps=6", "--config.num_views=2",
-                            "--config.model.latent_dim=3"], tmp_path, env)
+  changed = run_cli(
+      base
+      + [
+          "--config.num_steps=6",
+          "--config.num_views=2",
+          "--config.model.latent_dim=3",
+      ],
+      tmp_path,
+      env,
+  )
   _, stderr = changed.communicate(timeout=600)
   assert changed.returncode == 1
   error = [l for l in stderr.splitlines() if l.startswith("error: ")][0]
   assert "model.latent_dim, num_views" in error
   config = (tmp_path / "config.json").read_text()
-  assert '"num_views": 4' in config                    # not overwritten
+  assert '"num_views": 4' in config  # not overwritten
   longer = run_cli(base + ["--config.num_steps=6"], tmp_path, env)
   _, stderr = longer.communicate(timeout=600)
   assert longer.returncode == 0, stderr[-2000:]

@@ -38,6 +38,9 @@ def test_unknown_variant_is_rejected():
 
 def test_quick_variant_is_the_paper_setting_with_a_short_fast_schedule():
   paper, quick = load_repo_config("mnist"), load_repo_config("mnist", "quick")
-  assert (quick.num_views, quick.batch_size) == (paper.num_views, paper.batch_size)
+  assert (quick.num_views, quick.batch_size) == (
+      paper.num_views,
+      paper.batch_size,
+  )
   assert quick.num_epochs < paper.num_epochs
   assert quick.optimizer.learning_rate > paper.optimizer.learning_rate

@@ -10,7 +10,9 @@ from conftest import shared_dataset
 
 
 def make_source(num=50, shape=(4, 4, 1)):
-  images = np.arange(num, dtype=np.uint8)[:, None, None, None] * np.ones(shape, np.uint8)
+  images = np.arange(num, dtype=np.uint8)[:, None, None, None] * np.ones(
+      shape, np.uint8
+  )
   return sources.ArraySource(images, np.arange(num, dtype=np.int32))
 
 
@@ -20,9 +22,17 @@ def labels_of(dataset, count):
 
 
 def test_batches_are_uint8_images_and_labels():
-  batch = next(pipeline.make_train_iterator(
-      pipeline.make_train_dataset(make_source(), 8, seed=0)))
-  assert batch["image"].dtype == np.uint8 and batch["image"].shape == (8, 4, 4, 1)
+  batch = next(
+      pipeline.make_train_iterator(
+          pipeline.make_train_dataset(make_source(), 8, seed=0)
+      )
+  )
+  assert batch["image"].dtype == np.uint8 and batch["image"].shape == (
+      8,
+      4,
+      4,
+      1,
+  )
   assert batch["label"].shape == (8,)
   # Image and label stay paired through shuffling.
   np.testing.assert_array_equal(batch["image"][:, 0, 0, 0], batch["label"])
@@ -37,15 +47,17 @@ def test_shuffle_is_deterministic_in_seed():
 
 
 def test_each_epoch_is_a_new_permutation_with_remainder_dropped():
-  dataset = pipeline.make_train_dataset(make_source(50), 8, seed=0, num_epochs=3)
-  batches = labels_of(dataset, 18)        # 50 // 8 = 6 full batches per epoch
+  dataset = pipeline.make_train_dataset(
+      make_source(50), 8, seed=0, num_epochs=3
+  )
+  batches = labels_of(dataset, 18)  # 50 // 8 = 6 full batches per epoch
   with pytest.raises(StopIteration):
     iterator = pipeline.make_train_iterator(dataset)
     for _ in range(19):
       next(iterator)
-  epochs = [np.concatenate(batches[6 * e:6 * (e + 1)]) for e in range(3)]
+  epochs = [np.concatenate(batches[6 * e : 6 * (e + 1)]) for e in range(3)]
   for epoch in epochs:
-    assert len(set(epoch.tolist())) == 48     # no repeats within an epoch
+    assert len(set(epoch.tolist())) == 48  # no repeats within an epoch
   assert not np.array_equal(epochs[0], epochs[1])
 
 
@@ -53,10 +65,11 @@ def test_process_slices_are_disjoint_and_cover_the_data():
   source = make_source(48)
   seen = []
   for index in range(2):
-    dataset = pipeline.make_train_dataset(source, 16, seed=0, num_epochs=1,
-                                          process_index=index, process_count=2)
+    dataset = pipeline.make_train_dataset(
+        source, 16, seed=0, num_epochs=1, process_index=index, process_count=2
+    )
     labels = np.concatenate(labels_of(dataset, 3))
-    assert labels.shape == (24,)            # local batch 8, 3 batches
+    assert labels.shape == (24,)  # local batch 8, 3 batches
     seen.append(set(labels.tolist()))
   assert not seen[0] & seen[1]
   assert seen[0] | seen[1] == set(range(48))
@@ -64,8 +77,9 @@ def test_process_slices_are_disjoint_and_cover_the_data():
 
 def test_uneven_process_split_is_an_error():
   with pytest.raises(ValueError, match="not divisible"):
-    pipeline.make_train_dataset(make_source(), 9, seed=0, process_index=0,
-                                process_count=2)
+    pipeline.make_train_dataset(
+        make_source(), 9, seed=0, process_index=0, process_count=2
+    )
 
 
 def test_position_can_be_saved_and_restored():
@@ -83,10 +97,15 @@ def test_position_can_be_saved_and_restored():
 
 def test_digits_source_is_split_deterministically():
   config = ml_collections.ConfigDict(dict(source="digits"))
-  train, test = sources.load_source(config, "train"), sources.load_source(config, "test")
+  train, test = sources.load_source(config, "train"), sources.load_source(
+      config, "test"
+  )
   assert len(train) + len(test) == 1797
-  assert train[0]["image"].shape == (8, 8, 1) and train[0]["image"].dtype == np.uint8
-  assert train[0]["image"].max() > 200    # rescaled from 0..16 to 0..255
+  assert (
+      train[0]["image"].shape == (8, 8, 1)
+      and train[0]["image"].dtype == np.uint8
+  )
+  assert train[0]["image"].max() > 200  # rescaled from 0..16 to 0..255
   again = sources.load_source(config, "train")
   np.testing.assert_array_equal(train.images, again.images)
 
@@ -94,9 +113,13 @@ def test_digits_source_is_split_deterministically():
 def test_npz_source(tmp_path):
   path = tmp_path / "toy.npz"
   rng = np.random.default_rng(0)
-  np.savez(path, x_train=rng.integers(0, 255, (10, 6, 6), dtype=np.uint8),
-           y_train=np.arange(10), x_test=rng.integers(0, 255, (4, 6, 6), dtype=np.uint8),
-           y_test=np.arange(4))
+  np.savez(
+      path,
+      x_train=rng.integers(0, 255, (10, 6, 6), dtype=np.uint8),
+      y_train=np.arange(10),
+      x_test=rng.integers(0, 255, (4, 6, 6), dtype=np.uint8),
+      y_test=np.arange(4),
+  )
   config = ml_collections.ConfigDict(dict(source="npz", path=str(path)))
   test = sources.load_source(config, "test")
   assert len(test) == 4 and test[1]["image"].shape == (6, 6, 1)
@@ -106,8 +129,9 @@ def test_npz_source_errors(tmp_path):
   path = tmp_path / "bad.npz"
   np.savez(path, x_train=np.zeros((2, 3, 3), np.uint8))
   with pytest.raises(ValueError, match="lacks"):
-    sources.load_source(ml_collections.ConfigDict(dict(source="npz", path=str(path))),
-                        "train")
+    sources.load_source(
+        ml_collections.ConfigDict(dict(source="npz", path=str(path))), "train"
+    )
   with pytest.raises(ValueError, match="digits"):
     sources.load_source(ml_collections.ConfigDict(dict(source="web")), "train")
 
@@ -115,10 +139,19 @@ def test_npz_source_errors(tmp_path):
 def test_npz_files_are_concatenated_in_order(tmp_path):
   rng = np.random.default_rng(0)
   first, second, test = (tmp_path / f"{n}.npz" for n in ("a", "b", "test"))
-  np.savez(first, x_train=np.full((3, 4, 4, 3), 1, np.uint8), y_train=np.arange(3))
-  np.savez(second, x_train=np.full((2, 4, 4, 3), 2, np.uint8), y_train=np.arange(2) + 7)
-  np.savez(test, x_test=rng.integers(0, 255, (4, 4, 4, 3), dtype=np.uint8),
-           y_test=np.arange(4))
+  np.savez(
+      first, x_train=np.full((3, 4, 4, 3), 1, np.uint8), y_train=np.arange(3)
+  )
+  np.savez(
+      second,
+      x_train=np.full((2, 4, 4, 3), 2, np.uint8),
+      y_train=np.arange(2) + 7,
+  )
+  np.savez(
+      test,
+      x_test=rng.integers(0, 255, (4, 4, 4, 3), dtype=np.uint8),
+      y_test=np.arange(4),
+  )
   paths = f"{first}, {second},{test}"
   config = ml_collections.ConfigDict(dict(source="npz", path=paths))
   train = sources.load_source(config, "train")
@@ -129,13 +162,22 @@ def test_npz_files_are_concatenated_in_order(tmp_path):
 
 def test_train_subset_is_fixed_and_ignores_the_test_split(tmp_path):
   path = tmp_path / "toy.npz"
-  np.savez(path, x_train=np.zeros((50, 2, 2), np.uint8), y_train=np.arange(50),
-           x_test=np.zeros((9, 2, 2), np.uint8), y_test=np.arange(9))
-  config = ml_collections.ConfigDict(dict(source="npz", path=str(path), train_subset=20))
+  np.savez(
+      path,
+      x_train=np.zeros((50, 2, 2), np.uint8),
+      y_train=np.arange(50),
+      x_test=np.zeros((9, 2, 2), np.uint8),
+      y_test=np.arange(9),
+  )
+  config = ml_collections.ConfigDict(
+      dict(source="npz", path=str(path), train_subset=20)
+  )
   subset = sources.load_source(config, "train")
   assert len(subset) == 20 and len(set(subset.labels.tolist())) == 20
-  np.testing.assert_array_equal(subset.labels, sources.load_source(config, "train").labels)
-  assert list(subset.labels) == sorted(subset.labels)          # original order
+  np.testing.assert_array_equal(
+      subset.labels, sources.load_source(config, "train").labels
+  )
+  assert list(subset.labels) == sorted(subset.labels)  # original order
   assert len(sources.load_source(config, "test")) == 9
   config.train_subset = 51
   with pytest.raises(ValueError, match="exceeds the 50"):
@@ -150,23 +192,64 @@ def _write(path, **arrays):
 NPZ_PROBLEMS = {
     "missing file": (lambda d: str(d / "nope.npz"), "No such .npz file"),
     "directory": (lambda d: str(d), "is a directory"),
-    "not an npz": (lambda d: (d / "junk.npz").write_text("hello") and str(d / "junk.npz"),
-                   "Cannot read"),
-    "no split arrays": (lambda d: _write(d / "x.npz", a=np.zeros(3)), "No file of data.path"),
-    "labels missing": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8)),
-                       "lacks y_train"),
-    "float images": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3)),
-                                      y_train=np.zeros(2, int)), "must be uint8"),
-    "wrong rank": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3), np.uint8),
-                                    y_train=np.zeros(2, int)), r"\[N, H, W\]"),
-    "empty": (lambda d: _write(d / "x.npz", x_train=np.zeros((0, 3, 3), np.uint8),
-                               y_train=np.zeros(0, int)), "is empty"),
-    "negative labels": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8),
-                                         y_train=np.array([0, -1])), "negative"),
-    "float labels": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8),
-                                      y_train=np.array([0.5, 1.0])), "integer class labels"),
-    "length mismatch": (lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8),
-                                         y_train=np.zeros(3, int)), "2 images .* 3 labels"),
+    "not an npz": (
+        lambda d: (d / "junk.npz").write_text("hello") and str(d / "junk.npz"),
+        "Cannot read",
+    ),
+    "no split arrays": (
+        lambda d: _write(d / "x.npz", a=np.zeros(3)),
+        "No file of data.path",
+    ),
+    "labels missing": (
+        lambda d: _write(d / "x.npz", x_train=np.zeros((2, 3, 3), np.uint8)),
+        "lacks y_train",
+    ),
+    "float images": (
+        lambda d: _write(
+            d / "x.npz", x_train=np.zeros((2, 3, 3)), y_train=np.zeros(2, int)
+        ),
+        "must be uint8",
+    ),
+    "wrong rank": (
+        lambda d: _write(
+            d / "x.npz",
+            x_train=np.zeros((2, 3), np.uint8),
+            y_train=np.zeros(2, int),
+        ),
+        r"\[N, H, W\]",
+    ),
+    "empty": (
+        lambda d: _write(
+            d / "x.npz",
+            x_train=np.zeros((0, 3, 3), np.uint8),
+            y_train=np.zeros(0, int),
+        ),
+        "is empty",
+    ),
+    "negative labels": (
+        lambda d: _write(
+            d / "x.npz",
+            x_train=np.zeros((2, 3, 3), np.uint8),
+            y_train=np.array([0, -1]),
+        ),
+        "negative",
+    ),
+    "float labels": (
+        lambda d: _write(
+            d / "x.npz",
+            x_train=np.zeros((2, 3, 3), np.uint8),
+            y_train=np.array([0.5, 1.0]),
+        ),
+        "integer class labels",
+    ),
+    "length mismatch": (
+        lambda d: _write(
+            d / "x.npz",
+            x_train=np.zeros((2, 3, 3), np.uint8),
+            y_train=np.zeros(3, int),
+        ),
+        "2 images .* 3 labels",
+    ),
     "empty path": (lambda d: "", "needs --config.data.path"),
 }
 
@@ -174,54 +257,81 @@ NPZ_PROBLEMS = {
 @pytest.mark.parametrize("problem", sorted(NPZ_PROBLEMS))
 def test_npz_problems_are_named_in_one_clear_error(tmp_path, problem):
   make_path, message = NPZ_PROBLEMS[problem]
-  config = ml_collections.ConfigDict(dict(source="npz", path=make_path(tmp_path)))
+  config = ml_collections.ConfigDict(
+      dict(source="npz", path=make_path(tmp_path))
+  )
   with pytest.raises(ValueError, match=message):
     sources.load_source(config, "train")
 
 
 def test_npz_parts_of_different_image_sizes_are_rejected(tmp_path):
-  paths = (_write(tmp_path / "a.npz", x_train=np.zeros((2, 3, 3), np.uint8),
-                  y_train=np.zeros(2, int)),
-           _write(tmp_path / "b.npz", x_train=np.zeros((2, 4, 4), np.uint8),
-                  y_train=np.zeros(2, int)))
+  paths = (
+      _write(
+          tmp_path / "a.npz",
+          x_train=np.zeros((2, 3, 3), np.uint8),
+          y_train=np.zeros(2, int),
+      ),
+      _write(
+          tmp_path / "b.npz",
+          x_train=np.zeros((2, 4, 4), np.uint8),
+          y_train=np.zeros(2, int),
+      ),
+  )
   config = ml_collections.ConfigDict(dict(source="npz", path=",".join(paths)))
   with pytest.raises(ValueError, match="differ in shape"):
     sources.load_source(config, "train")
 
 
 def test_real_cifar10_npz_parts():
-  parts = ",".join(shared_dataset(name) for name in (
-      "cifar10_train_part0.npz", "cifar10_train_part1.npz", "cifar10_test.npz"))
+  parts = ",".join(
+      shared_dataset(name)
+      for name in (
+          "cifar10_train_part0.npz",
+          "cifar10_train_part1.npz",
+          "cifar10_test.npz",
+      )
+  )
   config = ml_collections.ConfigDict(dict(source="npz", path=parts))
-  train, test = sources.load_source(config, "train"), sources.load_source(config, "test")
+  train, test = sources.load_source(config, "train"), sources.load_source(
+      config, "test"
+  )
   assert (len(train), len(test)) == (50000, 10000)
   assert train.images.shape[1:] == (32, 32, 3)
   assert sorted(set(train.labels.tolist())) == list(range(10))
 
 
 def test_real_mnist_npz():
-  config = ml_collections.ConfigDict(dict(source="npz",
-                                          path=shared_dataset("mnist.npz")))
+  config = ml_collections.ConfigDict(
+      dict(source="npz", path=shared_dataset("mnist.npz"))
+  )
   train = sources.load_source(config, "train")
   assert len(train) == 60000 and train[0]["image"].shape == (28, 28, 1)
 
 
 def test_tfds_source_reads_through_data_source():
   tfds = pytest.importorskip("tensorflow_datasets")
-  config = ml_collections.ConfigDict(dict(source="tfds", name="mnist", data_dir="",
-                                          download=False))
+  config = ml_collections.ConfigDict(
+      dict(source="tfds", name="mnist", data_dir="", download=False)
+  )
   with tfds.testing.mock_data(num_examples=20):
     source = sources.load_source(config, "train")
     record = source[3]
     assert len(source) == 20
-    assert record["image"].shape == (28, 28, 1) and record["image"].dtype == np.uint8
-    batch = next(pipeline.make_train_iterator(
-        pipeline.make_train_dataset(source, 4, seed=0)))
+    assert (
+        record["image"].shape == (28, 28, 1)
+        and record["image"].dtype == np.uint8
+    )
+    batch = next(
+        pipeline.make_train_iterator(
+            pipeline.make_train_dataset(source, 4, seed=0)
+        )
+    )
     assert batch["image"].shape == (4, 28, 28, 1)
 
 
 def test_tfds_rejects_unknown_dataset():
-  config = ml_collections.ConfigDict(dict(source="tfds", name="imagenet2012",
-                                          data_dir="", download=False))
+  config = ml_collections.ConfigDict(
+      dict(source="tfds", name="imagenet2012", data_dir="", download=False)
+  )
   with pytest.raises(ValueError, match="celeb_a"):
     sources.load_source(config, "train")

@@ -21,8 +21,9 @@ def separable():
 
 @pytest.mark.parametrize("hidden", [0, 6])
 def test_probe_separates_clusters(separable, hidden):
-  result = probes.train_probe(*separable, hidden=hidden, max_epochs=30,
-                              learning_rate=1e-2, seed=0)
+  result = probes.train_probe(
+      *separable, hidden=hidden, max_epochs=30, learning_rate=1e-2, seed=0
+  )
   assert result["acc"] >= 0.99 and 1 <= result["epoch"] <= 30
 
 
@@ -31,8 +32,16 @@ def test_probe_on_labels_unrelated_to_features_is_at_chance(hidden):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(6000, 6)).astype(np.float32)
   y = rng.permutation(np.arange(6000) % 4)
-  result = probes.train_probe(x[:4000], y[:4000], x[4000:], y[4000:], hidden=hidden,
-                              max_epochs=20, learning_rate=1e-2, seed=0)
+  result = probes.train_probe(
+      x[:4000],
+      y[:4000],
+      x[4000:],
+      y[4000:],
+      hidden=hidden,
+      max_epochs=20,
+      learning_rate=1e-2,
+      seed=0,
+  )
   assert abs(result["acc"] - 0.25) < 0.05
 
 
@@ -42,10 +51,18 @@ def test_probe_learns_a_nonlinear_boundary_only_with_a_hidden_layer():
   x = rng.uniform(-1, 1, (4000, 2)).astype(np.float32)
   y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(np.int32)
   train, test = slice(0, 3000), slice(3000, None)
-  linear = probes.train_probe(x[train], y[train], x[test], y[test], hidden=0,
-                              max_epochs=20)
-  mlp = probes.train_probe(x[train], y[train], x[test], y[test], hidden=32,
-                           max_epochs=60, learning_rate=3e-3)
+  linear = probes.train_probe(
+      x[train], y[train], x[test], y[test], hidden=0, max_epochs=20
+  )
+  mlp = probes.train_probe(
+      x[train],
+      y[train],
+      x[test],
+      y[test],
+      hidden=32,
+      max_epochs=60,
+      learning_rate=3e-3,
+  )
   assert linear["acc"] < 0.7 and mlp["acc"] > 0.9
 
 
@@ -53,10 +70,12 @@ def test_epoch_is_chosen_on_validation(separable):
   # A slowly learning probe keeps improving, so the best validation epoch is
   # late; a fast one saturates, stops after `patience` epochs and reports the
   # first epoch that reached its best validation accuracy.
-  slow = probes.train_probe(*separable, max_epochs=40, patience=40,
-                            learning_rate=3e-4)
-  fast = probes.train_probe(*separable, max_epochs=40, patience=3,
-                            learning_rate=1e-1)
+  slow = probes.train_probe(
+      *separable, max_epochs=40, patience=40, learning_rate=3e-4
+  )
+  fast = probes.train_probe(
+      *separable, max_epochs=40, patience=3, learning_rate=1e-1
+  )
   assert slow["epoch"] > 20
   assert fast["epoch"] < 10 and fast["val_acc"] == 1.0
 
@@ -70,8 +89,9 @@ def test_gmm_recovers_clusters(separable):
 def test_gmm_on_shuffled_labels_is_at_chance(separable):
   train_x, train_y, test_x, test_y = separable
   rng = np.random.default_rng(0)
-  result = clustering.gmm_evaluate(train_x, rng.permutation(train_y), test_x,
-                                   rng.permutation(test_y), seed=0)
+  result = clustering.gmm_evaluate(
+      train_x, rng.permutation(train_y), test_x, rng.permutation(test_y), seed=0
+  )
   assert result["gmm_acc"] < 0.4 and abs(result["gmm_ari"]) < 0.05
 
 
@@ -86,13 +106,19 @@ def test_reconstruction_mse_matches_numpy():
   config = tiny_digits_config()
   method = methods.make_method(config, (8, 8, 1))
   params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
-  images = np.random.default_rng(0).integers(0, 256, (13, 8, 8, 1), dtype=np.uint8)
+  images = np.random.default_rng(0).integers(
+      0, 256, (13, 8, 8, 1), dtype=np.uint8
+  )
   targets = images.astype(np.float32) / 255
-  decoded = np.asarray(method.autoencoder.decode(
-      params, state, method.represent(params, state, targets))[0])
+  decoded = np.asarray(
+      method.autoencoder.decode(
+          params, state, method.represent(params, state, targets)
+      )[0]
+  )
   expected = np.mean((np.clip(decoded, 0, 1) - targets) ** 2)
-  got = representations.reconstruction_mse(method, params, state, images, False,
-                                           batch_size=5)
+  got = representations.reconstruction_mse(
+      method, params, state, images, False, batch_size=5
+  )
   assert got == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -101,7 +127,16 @@ def test_suite_reports_every_metric(separable):
   eval_config.probe_epochs = 5
   eval_config.probe_learning_rate = 1e-2
   result = suite.evaluate_task(*separable, eval_config, seed=0)
-  for key in ("mlp_probe_acc", "mlp_probe_epoch", "linear_probe_acc", "knn_acc",
-              "knn_k", "gmm_acc", "gmm_nmi", "gmm_ari", "protocol"):
+  for key in (
+      "mlp_probe_acc",
+      "mlp_probe_epoch",
+      "linear_probe_acc",
+      "knn_acc",
+      "knn_k",
+      "gmm_acc",
+      "gmm_nmi",
+      "gmm_ari",
+      "protocol",
+  ):
     assert key in result
   assert result["knn_acc"] == 1.0 and result["mlp_probe_acc"] > 0.95

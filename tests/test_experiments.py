@@ -37,7 +37,7 @@ def test_results_name_never_overwrites_unless_asked(tmp_path):
 def test_mean_and_error():
   mean, error = runs.mean_and_error([1.0, 2.0, 4.0])
   assert mean == 7 / 3
-  assert abs(error - 1.5275252 / 3 ** 0.5) < 1e-6
+  assert abs(error - 1.5275252 / 3**0.5) < 1e-6
   assert runs.format_mean_error([0.5, 0.7]) == "60.0 ± 10.0"
   assert runs.format_mean_error([0.5]) == "50.0"
 
@@ -45,13 +45,25 @@ def test_mean_and_error():
 def test_table1_script_on_digits(tmp_path):
   notes = tmp_path / "notes.md"
   notes.write_text("## Discussion\nhand-written\n")
-  command = [sys.executable, "experiments/table1.py", "--datasets=digits",
-             "--methods=random,simclr,simvae", "--num_epochs=1",
-             "--posthoc_decoder_steps=20", f"--root={tmp_path / 'runs'}",
-             f"--results={tmp_path / 'results'}", "--name=table1_digits",
-             f"--notes={notes}"]
-  completed = subprocess.run(command + ["--seeds=0"], cwd=REPO, capture_output=True,
-                             text=True, timeout=600)
+  command = [
+      sys.executable,
+      "experiments/table1.py",
+      "--datasets=digits",
+      "--methods=random,simclr,simvae",
+      "--num_epochs=1",
+      "--posthoc_decoder_steps=20",
+      f"--root={tmp_path / 'runs'}",
+      f"--results={tmp_path / 'results'}",
+      "--name=table1_digits",
+      f"--notes={notes}",
+  ]
+  completed = subprocess.run(
+      command + ["--seeds=0"],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
   assert completed.returncode == 0, completed.stderr[-3000:]
   report = (tmp_path / "results" / "table1_digits.md").read_text()
   for method in ("random", "simclr", "simvae"):
@@ -62,22 +74,37 @@ def test_table1_script_on_digits(tmp_path):
   # the committed file untouched; --replace rewrites it.
   (tmp_path / "results" / "table1_digits.md").write_text("committed")
   for extra in ([], ["--replace"]):
-    completed = subprocess.run(command + ["--seeds=0"] + extra, cwd=REPO,
-                               capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        command + ["--seeds=0"] + extra,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
   assert (tmp_path / "results" / "table1_digits-2.md").exists()
   assert (tmp_path / "results" / "table1_digits-2_reconstructions.png").exists()
-  assert "Command: `python experiments/table1.py" in (
-      tmp_path / "results" / "table1_digits-2.md").read_text()
+  assert (
+      "Command: `python experiments/table1.py"
+      in (tmp_path / "results" / "table1_digits-2.md").read_text()
+  )
   assert (tmp_path / "results" / "table1_digits.md").read_text() != "committed"
 
 
 def test_gaps_over_lists_only_means_beyond_the_threshold():
   def seeds(mlp, knn):
-    return [{"label": {"mlp_probe_acc": a, "knn_acc": b}} for a, b in zip(mlp, knn)]
-  finals = {"simvae": {"mnist": seeds([0.984, 0.982], [0.970, 0.972]),  # paper 98.4 / 98.5
-                       "digits": seeds([0.5], [0.5])},                  # not in the paper
-            "random": {"fashion_mnist": seeds([0.60], [0.665])}}        # paper 49.8 / 66.5
+    return [
+        {"label": {"mlp_probe_acc": a, "knn_acc": b}} for a, b in zip(mlp, knn)
+    ]
+
+  finals = {
+      "simvae": {
+          "mnist": seeds([0.984, 0.982], [0.970, 0.972]),  # paper 98.4 / 98.5
+          "digits": seeds([0.5], [0.5]),
+      },  # not in the paper
+      "random": {"fashion_mnist": seeds([0.60], [0.665])},
+  }  # paper 49.8 / 66.5
   assert paper.gaps_over(finals) == [
       "- simvae, MNIST KNN: 97.1 vs the paper's 98.5 (-1.4)",
-      "- random, Fashion-MNIST MP: 60.0 vs the paper's 49.8 (+10.2)"]
+      "- random, Fashion-MNIST MP: 60.0 vs the paper's 49.8 (+10.2)",
+  ]

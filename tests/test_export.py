@@ -14,7 +14,9 @@ import pytest
 from simvae_jax.data import export, sources
 
 
-def test_tfds_download_path_reaches_the_network_and_fails_clearly(tmp_path, monkeypatch):
+def test_tfds_download_path_reaches_the_network_and_fails_clearly(
+    tmp_path, monkeypatch
+):
   """The real (unmocked) tfds data source and download manager run until they
   resolve the download host; that (blocked here) ends in one clear error, not
   an ImportError from a missing tfds dependency."""
@@ -30,8 +32,9 @@ def test_tfds_download_path_reaches_the_network_and_fails_clearly(tmp_path, monk
     raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
   monkeypatch.setattr(socket, "getaddrinfo", no_network)
-  config = ml_collections.ConfigDict(dict(source="tfds", name="mnist",
-                                          data_dir=str(tmp_path), download=True))
+  config = ml_collections.ConfigDict(
+      dict(source="tfds", name="mnist", data_dir=str(tmp_path), download=True)
+  )
   started = time.time()
   with pytest.raises(ValueError) as error:
     sources.load_source(config, "train")
@@ -46,15 +49,17 @@ def test_tfds_download_path_reaches_the_network_and_fails_clearly(tmp_path, monk
 
 def test_missing_prepared_tfds_dataset_is_a_clear_error(tmp_path):
   pytest.importorskip("tensorflow_datasets")
-  config = ml_collections.ConfigDict(dict(source="tfds", name="mnist",
-                                          data_dir=str(tmp_path), download=False))
+  config = ml_collections.ConfigDict(
+      dict(source="tfds", name="mnist", data_dir=str(tmp_path), download=False)
+  )
   with pytest.raises(ValueError, match="tfds could not find 'mnist'"):
     sources.load_source(config, "test")
 
 
 def write_idx(path, array):
   header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(
-      f">{array.ndim}i", *array.shape)
+      f">{array.ndim}i", *array.shape
+  )
   with gzip.open(path, "wb") as file:
     file.write(header + array.astype(np.uint8).tobytes())
 
@@ -67,8 +72,10 @@ def read_back(path, split):
 
 def test_export_from_mnist_idx_files(tmp_path):
   rng = np.random.default_rng(0)
-  arrays = {"train": (rng.integers(0, 256, (7, 28, 28)), rng.integers(0, 10, 7)),
-            "test": (rng.integers(0, 256, (3, 28, 28)), rng.integers(0, 10, 3))}
+  arrays = {
+      "train": (rng.integers(0, 256, (7, 28, 28)), rng.integers(0, 10, 7)),
+      "test": (rng.integers(0, 256, (3, 28, 28)), rng.integers(0, 10, 3)),
+  }
   for split, (images_name, labels_name) in export.IDX_FILES.items():
     write_idx(tmp_path / f"{images_name}.gz", arrays[split][0])
     write_idx(tmp_path / f"{labels_name}.gz", arrays[split][1])
@@ -87,7 +94,7 @@ def test_export_from_cifar10_python_batches(tmp_path):
     for name in names:
       images = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
       labels = rng.integers(0, 10, 4).tolist()
-      rows = images.transpose(0, 3, 1, 2).reshape(4, -1)     # (C, H, W) rows
+      rows = images.transpose(0, 3, 1, 2).reshape(4, -1)  # (C, H, W) rows
       with open(tmp_path / name, "wb") as file:
         pickle.dump({b"data": rows, b"labels": labels}, file)
       expected[split].append((images, labels))

@@ -19,7 +19,7 @@ def clusters(num_per_class=60, num_classes=4, dim=6, spread=0.3, seed=0):
 
 @pytest.mark.parametrize("k", [1, 4, 7])
 def test_predictions_equal_scikit_learn(k):
-  x, y = clusters(spread=3.0)           # overlapping, so k matters
+  x, y = clusters(spread=3.0)  # overlapping, so k matters
   queries, _ = clusters(num_per_class=25, spread=3.0, seed=1)
   expected = KNeighborsClassifier(n_neighbors=k).fit(x, y).predict(queries)
   np.testing.assert_array_equal(knn.knn_predict(x, y, queries, k), expected)
@@ -44,17 +44,23 @@ def test_shuffled_labels_give_chance():
   x, y = clusters(num_per_class=300)
   test_x, test_y = clusters(num_per_class=100, seed=2)
   rng = np.random.default_rng(0)
-  result = knn.knn_evaluate(x, rng.permutation(y), test_x, test_y, ks=(1, 5, 15))
+  result = knn.knn_evaluate(
+      x, rng.permutation(y), test_x, test_y, ks=(1, 5, 15)
+  )
   assert abs(result["knn_acc"] - 0.25) < 0.08
 
 
 def test_k_is_chosen_on_validation_not_test():
   x, y = clusters(spread=2.5)
   test_x, test_y = clusters(num_per_class=30, spread=2.5, seed=3)
-  result = knn.knn_evaluate(x, y, test_x, test_y, ks=(1, 9), val_fraction=0.2, seed=0)
+  result = knn.knn_evaluate(
+      x, y, test_x, test_y, ks=(1, 9), val_fraction=0.2, seed=0
+  )
   fit, val = knn.validation_split(len(x), 0.2, 0)
-  val_accs = {k: np.mean(knn.knn_predict(x[fit], y[fit], x[val], k) == y[val])
-              for k in (1, 9)}
+  val_accs = {
+      k: np.mean(knn.knn_predict(x[fit], y[fit], x[val], k) == y[val])
+      for k in (1, 9)
+  }
   assert result["knn_k"] == max(val_accs, key=lambda k: (val_accs[k], -k))
   assert result["knn_val_acc"] == pytest.approx(val_accs[result["knn_k"]])
 

@@ -16,20 +16,25 @@ from conftest import tiny_conv_config
 def abstract_params(module, example_shape):
   """Parameter shapes without computing anything (full-size networks)."""
   variables = jax.eval_shape(
-      lambda: module.init(jax.random.PRNGKey(0), jnp.zeros(example_shape), train=False))
+      lambda: module.init(
+          jax.random.PRNGKey(0), jnp.zeros(example_shape), train=False
+      )
+  )
   return variables["params"], variables
 
 
 def output_shape(module, example_shape, batch=2):
   _, variables = abstract_params(module, example_shape)
   inputs = jax.ShapeDtypeStruct((batch, *example_shape[1:]), jnp.float32)
-  return jax.eval_shape(lambda v, x: module.apply(v, x, train=False), variables,
-                        inputs).shape
+  return jax.eval_shape(
+      lambda v, x: module.apply(v, x, train=False), variables, inputs
+  ).shape
 
 
 # ----------------------------------------------------------------------------
 # Parameter counts and shapes (the released code's and the SSL ResNet-18).
 # ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("side, expected", [(32, 969_920), (64, 1_757_632)])
 def test_authors_encoder_parameter_count(side, expected):
@@ -40,10 +45,20 @@ def test_authors_encoder_parameter_count(side, expected):
 
 
 def test_authors_encoder_stem_follows_the_image_size():
-  small, _ = abstract_params(resnet.AuthorsResNetEncoder(output_dim=128), (1, 32, 32, 3))
-  large, _ = abstract_params(resnet.AuthorsResNetEncoder(output_dim=128), (1, 64, 64, 3))
-  assert small["Conv_0"]["kernel"].shape == (3, 3, 3, 64) and "bias" in small["Conv_0"]
-  assert large["Conv_0"]["kernel"].shape == (4, 4, 3, 64) and "bias" not in large["Conv_0"]
+  small, _ = abstract_params(
+      resnet.AuthorsResNetEncoder(output_dim=128), (1, 32, 32, 3)
+  )
+  large, _ = abstract_params(
+      resnet.AuthorsResNetEncoder(output_dim=128), (1, 64, 64, 3)
+  )
+  assert (
+      small["Conv_0"]["kernel"].shape == (3, 3, 3, 64)
+      and "bias" in small["Conv_0"]
+  )
+  assert (
+      large["Conv_0"]["kernel"].shape == (4, 4, 3, 64)
+      and "bias" not in large["Conv_0"]
+  )
   # flatten 4x4x128 (32 px) and 8x8x128 (64 px) into the output layer
   assert small["Dense_0"]["kernel"].shape == (2048, 128)
   assert large["Dense_0"]["kernel"].shape == (8192, 128)
@@ -89,6 +104,7 @@ def test_registry_sections_are_the_constructor_arguments():
 # Transposed convolution: every formulation against PyTorch's definition.
 # ----------------------------------------------------------------------------
 
+
 def scatter_reference(x, kernel, stride, padding, output_padding):
   """PyTorch ConvTranspose2d by definition: input pixel i adds x[i] W[a] to
   output pixel i * stride - padding + a (float64 loops)."""
@@ -109,46 +125,79 @@ def scatter_reference(x, kernel, stride, padding, output_padding):
 
 # (input side, kernel, stride, padding, output_padding): the decoder's layers
 # (3x3 stride 1 and 2, 1x1 stride-2 skip, 7x7 final) at the sizes it uses.
-LAYER_SHAPES = [(2, 3, 1, 1, 0), (2, 3, 2, 1, 1), (4, 3, 2, 1, 1), (5, 3, 1, 1, 0),
-                (4, 1, 2, 0, 1), (5, 7, 2, 3, 1)]
+LAYER_SHAPES = [
+    (2, 3, 1, 1, 0),
+    (2, 3, 2, 1, 1),
+    (4, 3, 2, 1, 1),
+    (5, 3, 1, 1, 0),
+    (4, 1, 2, 0, 1),
+    (5, 7, 2, 3, 1),
+]
 
 
 @pytest.mark.parametrize("method", ["auto", "phases", "scatter", "lax"])
-@pytest.mark.parametrize("side, kernel_size, stride, padding, output_padding",
-                         LAYER_SHAPES)
-def test_transposed_conv_matches_the_definition(method, side, kernel_size, stride,
-                                                padding, output_padding):
+@pytest.mark.parametrize(
+    "side, kernel_size, stride, padding, output_padding", LAYER_SHAPES
+)
+def test_transposed_conv_matches_the_definition(
+    method, side, kernel_size, stride, padding, output_padding
+):
   rng = np.random.default_rng(side * kernel_size + stride)
   x = rng.normal(size=(2, side, side, 3)).astype(np.float32)
   kernel = rng.normal(size=(kernel_size, kernel_size, 3, 5)).astype(np.float32)
-  got = layers.transposed_conv(jnp.asarray(x), jnp.asarray(kernel), stride, padding,
-                               output_padding, method)
+  got = layers.transposed_conv(
+      jnp.asarray(x),
+      jnp.asarray(kernel),
+      stride,
+      padding,
+      output_padding,
+      method,
+  )
   expected = scatter_reference(x, kernel, stride, padding, output_padding)
   assert got.shape == expected.shape
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
   # ... and Flax's ConvTranspose with the same kernel (in/out swapped, flipped).
   low = kernel_size - 1 - padding
-  flax_layer = nn.ConvTranspose(5, (kernel_size, kernel_size), strides=(stride, stride),
-                                padding=((low, low + output_padding),) * 2,
-                                transpose_kernel=True, use_bias=False)
-  flax_out = flax_layer.apply({"params": {"kernel": np.swapaxes(kernel, 2, 3)}}, x)
+  flax_layer = nn.ConvTranspose(
+      5,
+      (kernel_size, kernel_size),
+      strides=(stride, stride),
+      padding=((low, low + output_padding),) * 2,
+      transpose_kernel=True,
+      use_bias=False,
+  )
+  flax_out = flax_layer.apply(
+      {"params": {"kernel": np.swapaxes(kernel, 2, 3)}}, x
+  )
   np.testing.assert_allclose(got, flax_out, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["auto", "phases", "scatter"])
-@pytest.mark.parametrize("side, kernel_size, stride, padding, output_padding",
-                         LAYER_SHAPES)
+@pytest.mark.parametrize(
+    "side, kernel_size, stride, padding, output_padding", LAYER_SHAPES
+)
 def test_transposed_conv_gradients_equal_the_reference_form(
-    method, side, kernel_size, stride, padding, output_padding):
+    method, side, kernel_size, stride, padding, output_padding
+):
   """``auto`` has a hand-written backward (patches of the cotangent and two
   matrix products): its gradients must equal autodiff of the reference."""
   rng = np.random.default_rng(side + kernel_size)
   x = jnp.asarray(rng.normal(size=(2, side, side, 3)), jnp.float32)
-  kernel = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, 3, 5)), jnp.float32)
-  out = layers.transposed_conv(x, kernel, stride, padding, output_padding, "lax")
+  kernel = jnp.asarray(
+      rng.normal(size=(kernel_size, kernel_size, 3, 5)), jnp.float32
+  )
+  out = layers.transposed_conv(
+      x, kernel, stride, padding, output_padding, "lax"
+  )
   cotangent = jnp.asarray(rng.normal(size=out.shape), jnp.float32)
-  loss = lambda m: (lambda x, k: jnp.sum(jnp.sin(
-      cotangent * layers.transposed_conv(x, k, stride, padding, output_padding, m))))
+  loss = lambda m: (
+      lambda x, k: jnp.sum(
+          jnp.sin(
+              cotangent
+              * layers.transposed_conv(x, k, stride, padding, output_padding, m)
+          )
+      )
+  )
   got = jax.grad(loss(method), argnums=(0, 1))(x, kernel)
   reference = jax.grad(loss("lax"), argnums=(0, 1))(x, kernel)
   for g, r in zip(got, reference):
@@ -157,24 +206,30 @@ def test_transposed_conv_gradients_equal_the_reference_form(
 
 def test_unknown_transposed_conv_method_is_rejected():
   with pytest.raises(ValueError, match="phases"):
-    layers.transposed_conv(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 1, 1, 0,
-                           "fft")
+    layers.transposed_conv(
+        jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 1, 1, 0, "fft"
+    )
 
 
 @pytest.mark.parametrize("side", [15, 30, 31])
 def test_max_pool_equals_flax_max_pool_with_gradient(side):
-  x = jnp.asarray(np.random.default_rng(side).normal(size=(2, side, side, 3)),
-                  jnp.float32)
-  reference = lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  x = jnp.asarray(
+      np.random.default_rng(side).normal(size=(2, side, side, 3)), jnp.float32
+  )
+  reference = lambda x: nn.max_pool(
+      x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))
+  )
   np.testing.assert_array_equal(layers.max_pool_3x3_stride_2(x), reference(x))
   np.testing.assert_array_equal(
       jax.grad(lambda x: jnp.sum(jnp.sin(layers.max_pool_3x3_stride_2(x))))(x),
-      jax.grad(lambda x: jnp.sum(jnp.sin(reference(x))))(x))
+      jax.grad(lambda x: jnp.sum(jnp.sin(reference(x))))(x),
+  )
 
 
 # ----------------------------------------------------------------------------
 # BatchNorm state.
 # ----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def conv_method():
@@ -197,26 +252,40 @@ def test_inference_representations_do_not_depend_on_the_batch(conv_method):
   together = method.represent(params, state, images)[:2]
   np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
   # In training mode batch statistics do mix the images.
-  train_alone, _ = method.autoencoder.encode(params, state, images[:2], train=True)
-  train_together, _ = method.autoencoder.encode(params, state, images, train=True)
+  train_alone, _ = method.autoencoder.encode(
+      params, state, images[:2], train=True
+  )
+  train_together, _ = method.autoencoder.encode(
+      params, state, images, train=True
+  )
   assert not np.allclose(train_alone[0], train_together[0][:2], atol=1e-4)
 
 
 def test_training_pass_updates_running_averages_with_momentum_0_9(conv_method):
   method, params, state = conv_method
   views = jax.random.uniform(jax.random.PRNGKey(2), (4, 2, 8, 8, 1))
-  _, new_state = method.autoencoder.pass_views(params, state, views,
-                                               jax.random.PRNGKey(3))
+  _, new_state = method.autoencoder.pass_views(
+      params, state, views, jax.random.PRNGKey(3)
+  )
   # The stem BatchNorm sees the stem conv's outputs over all 8 views.
   flat = views.reshape(8, 8, 8, 1)
   stem = nn.Conv(8, (3, 3), padding="VALID").apply(
-      {"params": params["encoder"]["Conv_0"]}, flat)
+      {"params": params["encoder"]["Conv_0"]}, flat
+  )
   old = state["encoder"]["batch_stats"]["BatchNorm_0"]
   new = new_state["encoder"]["batch_stats"]["BatchNorm_0"]
-  np.testing.assert_allclose(new["mean"], 0.9 * old["mean"] + 0.1 * stem.mean((0, 1, 2)),
-                             rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(new["var"], 0.9 * old["var"] + 0.1 * stem.var((0, 1, 2)),
-                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+      new["mean"],
+      0.9 * old["mean"] + 0.1 * stem.mean((0, 1, 2)),
+      rtol=1e-4,
+      atol=1e-6,
+  )
+  np.testing.assert_allclose(
+      new["var"],
+      0.9 * old["var"] + 0.1 * stem.var((0, 1, 2)),
+      rtol=1e-4,
+      atol=1e-6,
+  )
 
 
 def test_stem_bias_before_batchnorm_gets_no_gradient(conv_method):
@@ -224,6 +293,10 @@ def test_stem_bias_before_batchnorm_gets_no_gradient(conv_method):
   removes any per-channel constant: its gradient vanishes (up to rounding)."""
   method, params, state = conv_method
   views = jax.random.uniform(jax.random.PRNGKey(4), (4, 2, 8, 8, 1))
-  grads = jax.grad(lambda p: method.objective(p, state, views, jax.random.PRNGKey(5))[0])(params)
+  grads = jax.grad(
+      lambda p: method.objective(p, state, views, jax.random.PRNGKey(5))[0]
+  )(params)
   stem = grads["encoder"]["Conv_0"]
-  assert float(jnp.max(jnp.abs(stem["bias"]))) < 1e-4 * float(jnp.max(jnp.abs(stem["kernel"])))
+  assert float(jnp.max(jnp.abs(stem["bias"]))) < 1e-4 * float(
+      jnp.max(jnp.abs(stem["kernel"]))
+  )

@@ -104,18 +104,29 @@ print("RESULT" + json.dumps(dict(losses_1=losses_1, losses_8=losses_8,
 
 @pytest.fixture(scope="module")
 def result():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             PYTHONPATH=str(TESTS), JAX_PLATFORMS="cpu")
-  completed = subprocess.run([sys.executable, "-c", _SCRIPT], env=env,
-                             capture_output=True, text=True, timeout=600)
+  env = dict(
+      os.environ,
+      XLA_FLAGS="--xla_force_host_platform_device_count=8",
+      PYTHONPATH=str(TESTS),
+      JAX_PLATFORMS="cpu",
+  )
+  completed = subprocess.run(
+      [sys.executable, "-c", _SCRIPT],
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
   assert completed.returncode == 0, completed.stderr[-3000:]
-  line = [l for l in completed.stdout.splitlines() if l.startswith("RESULT")][-1]
-  return json.loads(line[len("RESULT"):])
+  line = [l for l in completed.stdout.splitlines() if l.startswith("RESULT")][
+      -1
+  ]
+  return json.loads(line[len("RESULT") :])
 
 
 def test_same_losses_on_1_and_8_devices(result):
   assert len(result["losses_1"]) == 3
-  assert result["losses_1"] != [result["losses_1"][0]] * 3   # training moves
+  assert result["losses_1"] != [result["losses_1"][0]] * 3  # training moves
   for one, eight in zip(result["losses_1"], result["losses_8"]):
     assert one == pytest.approx(eight, rel=1e-5)
 
@@ -133,8 +144,15 @@ def test_indivisible_batch_is_a_clear_error(result):
 
 
 def test_every_method_is_invariant_to_the_device_count(result):
-  assert set(result["per_method"]) == {"simvae", "vae", "beta_vae", "cr_vae",
-                                       "simclr", "vicreg", "moco"}
+  assert set(result["per_method"]) == {
+      "simvae",
+      "vae",
+      "beta_vae",
+      "cr_vae",
+      "simclr",
+      "vicreg",
+      "moco",
+  }
   for name, (one, eight) in result["per_method"].items():
     assert one == pytest.approx(eight, rel=2e-5), name
 
@@ -146,7 +164,7 @@ def test_batchnorm_networks_are_invariant_to_the_device_count(result, name):
   conv = result["conv"][name]
   for one, eight in zip(*conv["losses"]):
     assert one == pytest.approx(eight, rel=2e-5)
-  assert conv["stats_moved"] > 1e-3        # the statistics were updated
+  assert conv["stats_moved"] > 1e-3  # the statistics were updated
   # Adam's first steps normalise gradients, so float32 summation-order noise
   # shows up at ~1e-5 of a parameter's scale.
   assert conv["params"] < 1e-4

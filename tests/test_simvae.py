@@ -20,7 +20,9 @@ def reference_nll(x, out, likelihood, log_variance):
   """-log p(x|z) of one image (float64 loops over pixels)."""
   var = math.exp(log_variance)
   total = 0.0
-  for xi, oi in zip(x.ravel().astype(np.float64), out.ravel().astype(np.float64)):
+  for xi, oi in zip(
+      x.ravel().astype(np.float64), out.ravel().astype(np.float64)
+  ):
     if likelihood == "gaussian":
       total += -stats.norm(loc=oi, scale=math.sqrt(var)).logpdf(xi)
     else:
@@ -32,22 +34,35 @@ def reference_nll(x, out, likelihood, log_variance):
 def reference_simvae(nll, log_variance, latent, prior_variance, mean_prior):
   """Per-set loss terms of the SimVAE objective (paper Eq. 6 with the J-view
   prior), averaged over sets, in float64."""
-  nll, log_variance, z = (np.asarray(a, np.float64)
-                          for a in (nll, log_variance, latent))
+  nll, log_variance, z = (
+      np.asarray(a, np.float64) for a in (nll, log_variance, latent)
+  )
   batch, views, dim = z.shape
-  sums = {"reconstruction": 0.0, "entropy": 0.0, "prior": 0.0, "mean_prior": 0.0}
+  sums = {
+      "reconstruction": 0.0,
+      "entropy": 0.0,
+      "prior": 0.0,
+      "mean_prior": 0.0,
+  }
   for b in range(batch):
     z_bar = sum(z[b, j] for j in range(views)) / views
     for j in range(views):
       sums["reconstruction"] += nll[b, j]
       sums["entropy"] += stats.multivariate_normal(
-          mean=np.zeros(dim), cov=np.diag(np.exp(log_variance[b, j]))).entropy()
-      sums["prior"] += np.dot(z[b, j] - z_bar, z[b, j] - z_bar) / (2 * prior_variance)
+          mean=np.zeros(dim), cov=np.diag(np.exp(log_variance[b, j]))
+      ).entropy()
+      sums["prior"] += np.dot(z[b, j] - z_bar, z[b, j] - z_bar) / (
+          2 * prior_variance
+      )
     if mean_prior:
       sums["mean_prior"] += 0.5 * np.dot(z_bar, z_bar)
   terms = {k: v / batch for k, v in sums.items()}
-  loss = (terms["reconstruction"] - terms["entropy"] + terms["prior"]
-          + terms["mean_prior"])
+  loss = (
+      terms["reconstruction"]
+      - terms["entropy"]
+      + terms["prior"]
+      + terms["mean_prior"]
+  )
   return loss, terms
 
 
@@ -55,21 +70,28 @@ def reference_simvae(nll, log_variance, latent, prior_variance, mean_prior):
 def small_arrays():
   rng = np.random.default_rng(0)
   batch, views, dim = 3, 4, 5
-  return dict(nll=rng.uniform(10, 50, (batch, views)).astype(np.float32),
-              log_variance=rng.normal(-1, 0.5, (batch, views, dim)).astype(np.float32),
-              latent=rng.normal(0, 1, (batch, views, dim)).astype(np.float32))
+  return dict(
+      nll=rng.uniform(10, 50, (batch, views)).astype(np.float32),
+      log_variance=rng.normal(-1, 0.5, (batch, views, dim)).astype(np.float32),
+      latent=rng.normal(0, 1, (batch, views, dim)).astype(np.float32),
+  )
 
 
-@pytest.mark.parametrize("prior_variance, mean_prior", [(0.15, True), (0.5, False)])
+@pytest.mark.parametrize(
+    "prior_variance, mean_prior", [(0.15, True), (0.5, False)]
+)
 def test_objective_matches_reference(small_arrays, prior_variance, mean_prior):
-  loss, terms = simvae_objective(**small_arrays, prior_variance=prior_variance,
-                                 mean_prior=mean_prior)
-  ref_loss, ref_terms = reference_simvae(**small_arrays, prior_variance=prior_variance,
-                                         mean_prior=mean_prior)
+  loss, terms = simvae_objective(
+      **small_arrays, prior_variance=prior_variance, mean_prior=mean_prior
+  )
+  ref_loss, ref_terms = reference_simvae(
+      **small_arrays, prior_variance=prior_variance, mean_prior=mean_prior
+  )
   np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-5)
   for name, value in ref_terms.items():
-    np.testing.assert_allclose(float(terms[name]), value, rtol=1e-5, atol=1e-6,
-                               err_msg=name)
+    np.testing.assert_allclose(
+        float(terms[name]), value, rtol=1e-5, atol=1e-6, err_msg=name
+    )
 
 
 def test_single_view_has_no_set_prior(small_arrays):
@@ -82,31 +104,50 @@ def test_single_view_has_no_set_prior(small_arrays):
 
 def test_entropy_matches_scipy():
   log_variance = np.array([[-2.0, 0.3, 1.1], [0.0, 0.0, 0.0]], np.float32)
-  expected = [stats.multivariate_normal(cov=np.diag(np.exp(lv))).entropy()
-              for lv in log_variance]
-  np.testing.assert_allclose(gaussian_entropy(log_variance), expected, rtol=1e-6)
+  expected = [
+      stats.multivariate_normal(cov=np.diag(np.exp(lv))).entropy()
+      for lv in log_variance
+  ]
+  np.testing.assert_allclose(
+      gaussian_entropy(log_variance), expected, rtol=1e-6
+  )
 
 
 def test_reparameterize_moments():
   mean = jnp.full((20000, 2), 1.5)
   log_variance = jnp.log(jnp.array([[0.25, 4.0]]))
-  z = np.asarray(reparameterize(jax.random.PRNGKey(0), mean,
-                                jnp.broadcast_to(log_variance, mean.shape)))
+  z = np.asarray(
+      reparameterize(
+          jax.random.PRNGKey(0),
+          mean,
+          jnp.broadcast_to(log_variance, mean.shape),
+      )
+  )
   np.testing.assert_allclose(z.mean(0), [1.5, 1.5], atol=0.05)
   np.testing.assert_allclose(z.var(0), [0.25, 4.0], rtol=0.05)
 
 
-@pytest.mark.parametrize("likelihood, log_variance",
-                         [("gaussian", -4.6), ("gaussian", 0.0),
-                          ("bernoulli", 0.0), ("bernoulli", -4.6)])
+@pytest.mark.parametrize(
+    "likelihood, log_variance",
+    [
+        ("gaussian", -4.6),
+        ("gaussian", 0.0),
+        ("bernoulli", 0.0),
+        ("bernoulli", -4.6),
+    ],
+)
 def test_negative_log_likelihood_matches_reference(likelihood, log_variance):
   rng = np.random.default_rng(1)
   x = rng.uniform(0, 1, (2, 3, 4, 1)).astype(np.float32)
   if likelihood == "bernoulli":
     x = (x > 0.5).astype(np.float32)
   out = rng.normal(0.5, 1.0, x.shape).astype(np.float32)
-  nll = likelihoods.Likelihood(likelihood, log_variance).negative_log_likelihood(x, out)
-  expected = [reference_nll(x[i], out[i], likelihood, log_variance) for i in range(2)]
+  nll = likelihoods.Likelihood(
+      likelihood, log_variance
+  ).negative_log_likelihood(x, out)
+  expected = [
+      reference_nll(x[i], out[i], likelihood, log_variance) for i in range(2)
+  ]
   np.testing.assert_allclose(nll, expected, rtol=1e-5)
 
 
@@ -115,7 +156,7 @@ def test_method_loss_wires_networks_to_objective(num_views):
   config = tiny_digits_config()
   method = methods.make_method(config, (8, 8, 1))
   params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
-  assert state == {}     # MLPs have no batch statistics
+  assert state == {}  # MLPs have no batch statistics
   views = jax.random.uniform(jax.random.PRNGKey(1), (2, num_views, 8, 8, 1))
   rng = jax.random.PRNGKey(2)
   loss, (terms, _) = method.objective(params, state, views, rng)
@@ -125,10 +166,17 @@ def test_method_loss_wires_networks_to_objective(num_views):
   decoded, _ = method.autoencoder.decode(params, state, out.latent[0, :1])
   np.testing.assert_allclose(
       float(out.nll[0, 0]),
-      reference_nll(np.asarray(views[0, 0]), np.asarray(decoded[0]), "gaussian",
-                    config.likelihood.log_variance),
-      rtol=1e-5)
-  ref_loss, _ = reference_simvae(out.nll, out.log_variance, out.latent, 0.15, True)
+      reference_nll(
+          np.asarray(views[0, 0]),
+          np.asarray(decoded[0]),
+          "gaussian",
+          config.likelihood.log_variance,
+      ),
+      rtol=1e-5,
+  )
+  ref_loss, _ = reference_simvae(
+      out.nll, out.log_variance, out.latent, 0.15, True
+  )
   assert np.isfinite(float(loss))
   np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-5)
   assert set(terms) == {"reconstruction", "entropy", "prior", "mean_prior"}
@@ -137,8 +185,16 @@ def test_method_loss_wires_networks_to_objective(num_views):
 def test_unknown_method_lists_valid_names():
   with pytest.raises(ValueError) as error:
     methods.make_method(tiny_digits_config(method="simclr2"), (8, 8, 1))
-  for name in ("simvae", "vae", "beta_vae", "cr_vae", "simclr", "vicreg", "moco",
-               "random"):
+  for name in (
+      "simvae",
+      "vae",
+      "beta_vae",
+      "cr_vae",
+      "simclr",
+      "vicreg",
+      "moco",
+      "random",
+  ):
     assert name in str(error.value)
 
 

@@ -15,8 +15,13 @@ import pytest
 from simvae_jax import outputs, train
 from simvae_jax.train import Experiment
 
-from conftest import (REPO, load_repo_config, shared_dataset, tiny_conv_config,
-                      tiny_digits_config)
+from conftest import (
+    REPO,
+    load_repo_config,
+    shared_dataset,
+    tiny_conv_config,
+    tiny_digits_config,
+)
 
 
 def params_equal(a, b):
@@ -25,27 +30,47 @@ def params_equal(a, b):
 
 
 def test_run_writes_its_outputs(workdir):
-  config = tiny_digits_config(num_steps=8, log_every=3, **{"eval.every_steps": 4})
+  config = tiny_digits_config(
+      num_steps=8, log_every=3, **{"eval.every_steps": 4}
+  )
   results = train.train_and_evaluate(config, workdir)
   files = set(os.listdir(workdir))
-  assert {"config.json", "metrics.jsonl", "checkpoints", "reconstructions.png",
-          "samples.png", "eval.json", "eval_history.jsonl"} <= files
+  assert {
+      "config.json",
+      "metrics.jsonl",
+      "checkpoints",
+      "reconstructions.png",
+      "samples.png",
+      "eval.json",
+      "eval_history.jsonl",
+  } <= files
   with open(os.path.join(workdir, "config.json")) as file:
     assert json.load(file)["num_steps"] == 8
   metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-  assert [m["step"] for m in metrics] == [3, 6, 8]     # final step always logged
-  assert {"loss", "reconstruction", "entropy", "prior", "mean_prior"} <= set(metrics[0])
+  assert [m["step"] for m in metrics] == [3, 6, 8]  # final step always logged
+  assert {"loss", "reconstruction", "entropy", "prior", "mean_prior"} <= set(
+      metrics[0]
+  )
   checkpoints = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
   assert checkpoints == ["4", "8"]
   grid = matplotlib.image.imread(os.path.join(workdir, "reconstructions.png"))
-  assert grid.shape[0] * 8 == grid.shape[1] * 2     # 2 rows of 8 square images
+  assert grid.shape[0] * 8 == grid.shape[1] * 2  # 2 rows of 8 square images
   with open(os.path.join(workdir, "eval.json")) as file:
     saved = json.load(file)
   assert saved == json.loads(json.dumps(results)) and saved["step"] == 8
   label = saved["label"]
-  for key in ("mlp_probe_acc", "mlp_probe_epoch", "linear_probe_acc",
-              "linear_probe_epoch", "knn_acc", "gmm_acc", "gmm_nmi", "gmm_ari",
-              "recon_mse", "protocol"):
+  for key in (
+      "mlp_probe_acc",
+      "mlp_probe_epoch",
+      "linear_probe_acc",
+      "linear_probe_epoch",
+      "knn_acc",
+      "gmm_acc",
+      "gmm_nmi",
+      "gmm_ari",
+      "recon_mse",
+      "protocol",
+  ):
     assert key in label, key
   assert 0.0 <= label["knn_acc"] <= 1.0 and label["knn_k"] in (1, 3, 5)
   assert 0.0 < label["recon_mse"] < 1.0
@@ -55,49 +80,72 @@ def test_run_writes_its_outputs(workdir):
   assert history[-1]["label"] == label
 
 
-@pytest.mark.parametrize("make_config", [tiny_digits_config, tiny_conv_config],
-                         ids=["mlp", "conv"])
+@pytest.mark.parametrize(
+    "make_config", [tiny_digits_config, tiny_conv_config], ids=["mlp", "conv"]
+)
 def test_resume_matches_uninterrupted_run(tmp_path, make_config):
   straight = Experiment.from_config(make_config(num_steps=8))
   state_straight = train.train(straight, str(tmp_path / "straight"))
-  train.train(Experiment.from_config(make_config(num_steps=4)),
-              str(tmp_path / "restarted"))
-  state_resumed = train.train(Experiment.from_config(make_config(num_steps=8)),
-                              str(tmp_path / "restarted"))
+  train.train(
+      Experiment.from_config(make_config(num_steps=4)),
+      str(tmp_path / "restarted"),
+  )
+  state_resumed = train.train(
+      Experiment.from_config(make_config(num_steps=8)),
+      str(tmp_path / "restarted"),
+  )
   assert int(state_resumed.step) == 8
   assert params_equal(state_straight.params, state_resumed.params)
   assert params_equal(state_straight.opt_state, state_resumed.opt_state)
   assert params_equal(state_straight.model_state, state_resumed.model_state)
-  assert (outputs.read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
-          == outputs.read_jsonl(str(tmp_path / "restarted" / "metrics.jsonl")))
+  assert outputs.read_jsonl(
+      str(tmp_path / "straight" / "metrics.jsonl")
+  ) == outputs.read_jsonl(str(tmp_path / "restarted" / "metrics.jsonl"))
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
-  overrides = ["--config.num_steps=1500", "--config.checkpoint_every=100",
-               "--config.log_every=100", "--config.eval.max_train_examples=200"]
+  overrides = [
+      "--config.num_steps=1500",
+      "--config.checkpoint_every=100",
+      "--config.log_every=100",
+      "--config.eval.max_train_examples=200",
+  ]
   killed = tmp_path / "killed"
-  command = [sys.executable, "-m", "simvae_jax.main", "--config=configs/digits.py",
-             f"--workdir={killed}", *overrides]
-  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+  command = [
+      sys.executable,
+      "-m",
+      "simvae_jax.main",
+      "--config=configs/digits.py",
+      f"--workdir={killed}",
+      *overrides,
+  ]
+  process = subprocess.Popen(
+      command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
   deadline = time.time() + 300
-  while not (killed / "checkpoints" / "100").exists() and time.time() < deadline:
+  while (
+      not (killed / "checkpoints" / "100").exists() and time.time() < deadline
+  ):
     assert process.poll() is None, "run ended before it could be killed"
     time.sleep(0.05)
   process.send_signal(signal.SIGKILL)
   process.wait()
-  completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                             timeout=600)
+  completed = subprocess.run(
+      command, cwd=REPO, capture_output=True, text=True, timeout=600
+  )
   assert completed.returncode == 0, completed.stderr[-3000:]
   assert "knn_acc" in completed.stdout
 
-  config = load_repo_config("digits")   # the same config, built in-process
+  config = load_repo_config("digits")  # the same config, built in-process
   config.num_steps, config.checkpoint_every, config.log_every = 1500, 100, 100
-  straight = train.train(Experiment.from_config(config), str(tmp_path / "straight"))
+  straight = train.train(
+      Experiment.from_config(config), str(tmp_path / "straight")
+  )
   resumed = train.restore_latest(Experiment.from_config(config), str(killed))
   assert params_equal(straight.params, resumed.params)
-  assert (outputs.read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
-          == outputs.read_jsonl(str(killed / "metrics.jsonl")))
+  assert outputs.read_jsonl(
+      str(tmp_path / "straight" / "metrics.jsonl")
+  ) == outputs.read_jsonl(str(killed / "metrics.jsonl"))
 
 
 def test_eval_mode_reevaluates_the_latest_checkpoint(workdir):
@@ -121,36 +169,66 @@ def test_eval_mode_without_checkpoint_is_an_error_and_creates_nothing(tmp_path):
 def test_evaluation_history_is_append_only(workdir):
   """Re-evaluating or lengthening a run keeps every earlier evaluation; a
   resumed run drops only what an interrupted run logged after its checkpoint."""
-  config = tiny_digits_config(num_steps=8, **{"eval.every_steps": 4,
-                                              "eval.compare_untrained": False})
-  history = lambda: [h["step"] for h in outputs.read_jsonl(
-      os.path.join(workdir, "eval_history.jsonl"))]
+  config = tiny_digits_config(
+      num_steps=8, **{"eval.every_steps": 4, "eval.compare_untrained": False}
+  )
+  history = lambda: [
+      h["step"]
+      for h in outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
+  ]
   train.train_and_evaluate(config, workdir)
   assert history() == [4, 8]
   train.train_and_evaluate(config, workdir, mode="eval")
   assert history() == [4, 8, 8]
   # An interrupted run had logged step 10 after its last checkpoint (8).
-  outputs.JsonLinesLog(os.path.join(workdir, "eval_history.jsonl")).write(10, {})
-  train.train_and_evaluate(tiny_digits_config(num_steps=12, **{
-      "eval.every_steps": 4, "eval.compare_untrained": False}), workdir)
+  outputs.JsonLinesLog(os.path.join(workdir, "eval_history.jsonl")).write(
+      10, {}
+  )
+  train.train_and_evaluate(
+      tiny_digits_config(
+          num_steps=12,
+          **{"eval.every_steps": 4, "eval.compare_untrained": False},
+      ),
+      workdir,
+  )
   assert history() == [4, 8, 8, 12]
-  metrics = [m["step"] for m in outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))]
+  metrics = [
+      m["step"]
+      for m in outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  ]
   assert metrics == sorted(set(metrics)) and metrics[-1] == 12
 
 
 def test_command_line_overrides(tmp_path):
   completed = subprocess.run(
-      [sys.executable, "-m", "simvae_jax.main", "--config=configs/digits.py",
-       f"--workdir={tmp_path}", "--config.seed=1", "--config.num_steps=30",
-       "--config.num_views=2", "--config.log_every=10"],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+      [
+          sys.executable,
+          "-m",
+          "simvae_jax.main",
+          "--config=configs/digits.py",
+          f"--workdir={tmp_path}",
+          "--config.seed=1",
+          "--config.num_steps=30",
+          "--config.num_views=2",
+          "--config.log_every=10",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
   assert completed.returncode == 0, completed.stderr[-3000:]
   with open(tmp_path / "config.json") as file:
     config = json.load(file)
-  assert (config["seed"], config["num_steps"], config["num_views"]) == (1, 30, 2)
-  assert [m["step"] for m in outputs.read_jsonl(str(tmp_path / "metrics.jsonl"))] \
-      == [10, 20, 30]
-  assert "step/s" in completed.stderr           # progress bar with rate and ETA
+  assert (config["seed"], config["num_steps"], config["num_views"]) == (
+      1,
+      30,
+      2,
+  )
+  assert [
+      m["step"] for m in outputs.read_jsonl(str(tmp_path / "metrics.jsonl"))
+  ] == [10, 20, 30]
+  assert "step/s" in completed.stderr  # progress bar with rate and ETA
   assert f"Outputs in {tmp_path}" in completed.stdout
 
 
@@ -159,8 +237,10 @@ def test_num_epochs_sets_the_length():
   assert train.num_train_steps(config, 1437) == 2 * (1437 // 32)
 
 
-@pytest.mark.parametrize("overrides", [dict(num_views=0), dict(batch_size=0),
-                                       dict(num_steps=0, num_epochs=0)])
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(num_views=0), dict(batch_size=0), dict(num_steps=0, num_epochs=0)],
+)
 def test_invalid_configs_are_rejected(overrides):
   with pytest.raises(ValueError):
     Experiment.from_config(tiny_digits_config(**overrides))
@@ -178,7 +258,10 @@ def test_digits_default_learns(workdir):
   metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert metrics[-1]["loss"] < metrics[0]["loss"] - 50
   assert results["label"]["knn_acc"] >= 0.95
-  assert results["label"]["knn_acc"] > results["untrained_encoder"]["label"]["knn_acc"] + 0.08
+  assert (
+      results["label"]["knn_acc"]
+      > results["untrained_encoder"]["label"]["knn_acc"] + 0.08
+  )
 
 
 def test_short_mnist_run_learns(workdir):
@@ -189,5 +272,8 @@ def test_short_mnist_run_learns(workdir):
   results = train.train_and_evaluate(config, workdir)
   metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert metrics[-1]["loss"] < 0.8 * metrics[0]["loss"]
-  assert results["label"]["knn_acc"] > results["untrained_encoder"]["label"]["knn_acc"]
+  assert (
+      results["label"]["knn_acc"]
+      > results["untrained_encoder"]["label"]["knn_acc"]
+  )
   assert results["label"]["knn_acc"] > 0.85

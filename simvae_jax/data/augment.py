@@ -28,24 +28,37 @@ def validate_config(config) -> None:
   """Raises ValueError for augmentation settings that make no sense."""
   low, high = config.crop_scale
   if not 0.0 < low <= high <= 1.0:
-    raise ValueError(f"augment.crop_scale must satisfy 0 < low <= high <= 1, "
-                     f"got {tuple(config.crop_scale)}")
+    raise ValueError(
+        f"augment.crop_scale must satisfy 0 < low <= high <= 1, "
+        f"got {tuple(config.crop_scale)}"
+    )
   low, high = config.crop_ratio
   if not 0.0 < low <= high:
-    raise ValueError(f"augment.crop_ratio must satisfy 0 < low <= high, got "
-                     f"{tuple(config.crop_ratio)}")
+    raise ValueError(
+        f"augment.crop_ratio must satisfy 0 < low <= high, got "
+        f"{tuple(config.crop_ratio)}"
+    )
   if config.flip not in FLIPS:
-    raise ValueError(f"augment.flip must be one of {FLIPS}, got {config.flip!r}")
+    raise ValueError(
+        f"augment.flip must be one of {FLIPS}, got {config.flip!r}"
+    )
   for name in ("color_jitter_prob", "grayscale_prob"):
     if not 0.0 <= config[name] <= 1.0:
       raise ValueError(f"augment.{name} must be in [0, 1], got {config[name]}")
-  if len(config.color_jitter) != color.NUM_JITTER_OPS or min(config.color_jitter) < 0:
-    raise ValueError("augment.color_jitter must be four strengths >= 0 "
-                     "(brightness, contrast, saturation, hue), got "
-                     f"{tuple(config.color_jitter)}")
+  if (
+      len(config.color_jitter) != color.NUM_JITTER_OPS
+      or min(config.color_jitter) < 0
+  ):
+    raise ValueError(
+        "augment.color_jitter must be four strengths >= 0 "
+        "(brightness, contrast, saturation, hue), got "
+        f"{tuple(config.color_jitter)}"
+    )
   if not 0.0 <= config.color_jitter_strength * config.color_jitter[3] <= 0.5:
-    raise ValueError("The hue shift (augment.color_jitter[3] x "
-                     "color_jitter_strength) must be in [0, 0.5].")
+    raise ValueError(
+        "The hue shift (augment.color_jitter[3] x "
+        "color_jitter_strength) must be in [0, 0.5]."
+    )
 
 
 def uses_color(config) -> bool:
@@ -59,7 +72,8 @@ def check_image_shape(config, image_shape) -> None:
     raise ValueError(
         f"Colour jitter / grayscale need RGB images, but the images have "
         f"{image_shape[-1]} channel(s); set --config.augment.color_jitter_prob=0 "
-        f"--config.augment.grayscale_prob=0.")
+        f"--config.augment.grayscale_prob=0."
+    )
 
 
 def to_unit_interval(images: jax.Array) -> jax.Array:
@@ -77,8 +91,9 @@ def preprocess(images: jax.Array, binarize: bool) -> jax.Array:
   return maybe_binarize(to_unit_interval(images), binarize)
 
 
-def interpolation_matrix(start: jax.Array, length: jax.Array,
-                         size: int) -> jax.Array:
+def interpolation_matrix(
+    start: jax.Array, length: jax.Array, size: int
+) -> jax.Array:
   """Bilinear resampling weights of a crop along one axis.
 
   Args:
@@ -96,8 +111,14 @@ def interpolation_matrix(start: jax.Array, length: jax.Array,
   return jnp.maximum(0.0, 1.0 - jnp.abs(source[..., :, None] - pixel))
 
 
-def _crop_sizes(rng: jax.Array, shape: tuple[int, ...], height: int, width: int,
-                scale: tuple[float, float], ratio: tuple[float, float]):
+def _crop_sizes(
+    rng: jax.Array,
+    shape: tuple[int, ...],
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+):
   """Samples crop heights and widths [shape] in pixels (SimCLR / torchvision).
 
   The area fraction is uniform in ``scale`` and the aspect ratio log-uniform in
@@ -107,16 +128,18 @@ def _crop_sizes(rng: jax.Array, shape: tuple[int, ...], height: int, width: int,
   area_rng, ratio_rng = jax.random.split(rng)
   area = jax.random.uniform(area_rng, shape, minval=scale[0], maxval=scale[1])
   area = area * height * width
-  log_ratio = jax.random.uniform(ratio_rng, shape, minval=math.log(ratio[0]),
-                                 maxval=math.log(ratio[1]))
+  log_ratio = jax.random.uniform(
+      ratio_rng, shape, minval=math.log(ratio[0]), maxval=math.log(ratio[1])
+  )
   aspect = jnp.exp(log_ratio)
   crop_width = jnp.minimum(jnp.sqrt(area * aspect), width)
   crop_height = jnp.minimum(jnp.sqrt(area / aspect), height)
   return crop_height, crop_width
 
 
-def augment_views(rng: jax.Array, images: jax.Array, num_views: int,
-                  config) -> jax.Array:
+def augment_views(
+    rng: jax.Array, images: jax.Array, num_views: int, config
+) -> jax.Array:
   """J augmented views of every image.
 
   Args:
@@ -134,13 +157,18 @@ def augment_views(rng: jax.Array, images: jax.Array, num_views: int,
   batch, height, width, _ = images.shape
   shape = (batch, num_views)
   size_rng, y_rng, x_rng, flip_rng = jax.random.split(rng, 4)
-  crop_height, crop_width = _crop_sizes(size_rng, shape, height, width,
-                                        tuple(config.crop_scale),
-                                        tuple(config.crop_ratio))
+  crop_height, crop_width = _crop_sizes(
+      size_rng,
+      shape,
+      height,
+      width,
+      tuple(config.crop_scale),
+      tuple(config.crop_ratio),
+  )
   top = jax.random.uniform(y_rng, shape) * (height - crop_height)
   left = jax.random.uniform(x_rng, shape) * (width - crop_width)
-  rows = interpolation_matrix(top, crop_height, height)      # [B, J, H, H]
-  cols = interpolation_matrix(left, crop_width, width)       # [B, J, W, W]
+  rows = interpolation_matrix(top, crop_height, height)  # [B, J, H, H]
+  cols = interpolation_matrix(left, crop_width, width)  # [B, J, W, W]
   if config.flip != "none":
     flip = jax.random.bernoulli(flip_rng, 0.5, shape)[..., None, None]
     if config.flip == "horizontal":
@@ -158,7 +186,9 @@ def _color_views(rng: jax.Array, views: jax.Array, config) -> jax.Array:
   jitter_rng, gray_rng = jax.random.split(rng)
   strengths = [config.color_jitter_strength * s for s in config.color_jitter]
   if config.color_jitter_prob > 0:
-    views = color.color_jitter(jitter_rng, views, strengths, config.color_jitter_prob)
+    views = color.color_jitter(
+        jitter_rng, views, strengths, config.color_jitter_prob
+    )
   if config.grayscale_prob > 0:
     views = color.random_grayscale(gray_rng, views, config.grayscale_prob)
   return views

@@ -19,7 +19,7 @@ import dm_pix
 import jax
 import jax.numpy as jnp
 
-NUM_JITTER_OPS = 4   # brightness, contrast, saturation, hue
+NUM_JITTER_OPS = 4  # brightness, contrast, saturation, hue
 
 
 def _uniform(rng, shape, low, high):
@@ -51,7 +51,9 @@ def grayscale(images: jax.Array) -> jax.Array:
   return dm_pix.rgb_to_grayscale(images, keep_dims=True)
 
 
-def color_jitter(rng: jax.Array, views: jax.Array, strengths, probability: float):
+def color_jitter(
+    rng: jax.Array, views: jax.Array, strengths, probability: float
+):
   """SimCLR colour jitter of views [B, J, H, W, 3] in [0, 1].
 
   Args:
@@ -67,21 +69,28 @@ def color_jitter(rng: jax.Array, views: jax.Array, strengths, probability: float
   brightness, contrast, saturation, hue = (float(s) for s in strengths)
   shape = views.shape[:2]
   keys = jax.random.split(rng, 6)
-  expand = lambda x: x[..., None, None, None]       # [B, J] -> [B, J, 1, 1, 1]
-  factors = [expand(_uniform(keys[i], shape, max(0.0, 1.0 - s), 1.0 + s))
-             for i, s in enumerate((brightness, contrast, saturation))]
+  expand = lambda x: x[..., None, None, None]  # [B, J] -> [B, J, 1, 1, 1]
+  factors = [
+      expand(_uniform(keys[i], shape, max(0.0, 1.0 - s), 1.0 + s))
+      for i, s in enumerate((brightness, contrast, saturation))
+  ]
   hue_shift = _uniform(keys[3], shape, -hue, hue)[..., None, None]
-  ops = (lambda x: scale_brightness(x, factors[0]),
-         lambda x: scale_contrast(x, factors[1]),
-         lambda x: scale_saturation(x, factors[2][..., 0]),
-         lambda x: shift_hue(x, hue_shift))
-  order = jnp.argsort(jax.random.uniform(keys[4], (*shape, NUM_JITTER_OPS)), axis=-1)
+  ops = (
+      lambda x: scale_brightness(x, factors[0]),
+      lambda x: scale_contrast(x, factors[1]),
+      lambda x: scale_saturation(x, factors[2][..., 0]),
+      lambda x: shift_hue(x, hue_shift),
+  )
+  order = jnp.argsort(
+      jax.random.uniform(keys[4], (*shape, NUM_JITTER_OPS)), axis=-1
+  )
   jittered = views
   for slot in range(NUM_JITTER_OPS):
     chosen = expand(order[..., slot])
     candidates = [jnp.clip(op(jittered), 0.0, 1.0) for op in ops]
-    jittered = jnp.select([chosen == index for index in range(NUM_JITTER_OPS)],
-                          candidates)
+    jittered = jnp.select(
+        [chosen == index for index in range(NUM_JITTER_OPS)], candidates
+    )
   apply = expand(jax.random.bernoulli(keys[5], probability, shape))
   return jnp.where(apply, jittered, views)
 

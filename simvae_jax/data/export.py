@@ -30,17 +30,25 @@ from absl import app, flags
 
 from simvae_jax.data import sources
 
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)],
-                   "test": ["test_batch"]}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CIFAR10_BATCHES = {
+    "train": [f"data_batch_{i}" for i in range(1, 6)],
+    "test": ["test_batch"],
+}
 
 
 def _open_maybe_gzip(directory: str, name: str):
   for candidate in (name + ".gz", name):
     path = os.path.join(directory, candidate)
     if os.path.exists(path):
-      return gzip.open(path, "rb") if candidate.endswith(".gz") else open(path, "rb")
+      return (
+          gzip.open(path, "rb")
+          if candidate.endswith(".gz")
+          else open(path, "rb")
+      )
   raise ValueError(f"{directory} has neither {name}.gz nor {name}")
 
 
@@ -79,8 +87,9 @@ def cifar10_from_files(directory: str) -> dict:
 
 
 def from_tfds(dataset: str, data_dir: str, download: bool) -> dict:
-  config = ml_collections.ConfigDict(dict(source="tfds", name=dataset,
-                                          data_dir=data_dir, download=download))
+  config = ml_collections.ConfigDict(
+      dict(source="tfds", name=dataset, data_dir=data_dir, download=download)
+  )
   arrays = {}
   for split in sources.SPLITS:
     images, labels = sources.read_all(sources.load_source(config, split))
@@ -88,16 +97,26 @@ def from_tfds(dataset: str, data_dir: str, download: bool) -> dict:
   return arrays
 
 
-FROM_FILES = {"mnist": mnist_like_from_files, "fashion_mnist": mnist_like_from_files,
-              "cifar10": cifar10_from_files}
+FROM_FILES = {
+    "mnist": mnist_like_from_files,
+    "fashion_mnist": mnist_like_from_files,
+    "cifar10": cifar10_from_files,
+}
 
 
-def export(dataset: str, out: str, from_files: str = "", data_dir: str = "",
-           download: bool = True) -> dict:
+def export(
+    dataset: str,
+    out: str,
+    from_files: str = "",
+    data_dir: str = "",
+    download: bool = True,
+) -> dict:
   """Writes ``out`` and returns its arrays."""
   if from_files:
     if dataset not in FROM_FILES:
-      raise ValueError(f"--from_files reads {sorted(FROM_FILES)}, not {dataset!r}")
+      raise ValueError(
+          f"--from_files reads {sorted(FROM_FILES)}, not {dataset!r}"
+      )
     arrays = FROM_FILES[dataset](from_files)
   else:
     arrays = from_tfds(dataset, data_dir, download)
@@ -105,18 +124,30 @@ def export(dataset: str, out: str, from_files: str = "", data_dir: str = "",
   return arrays
 
 
-_DATASET = flags.DEFINE_string("dataset", None, "mnist, fashion_mnist, cifar10, ...")
+_DATASET = flags.DEFINE_string(
+    "dataset", None, "mnist, fashion_mnist, cifar10, ..."
+)
 _OUT = flags.DEFINE_string("out", None, "The .npz file to write.")
-_FROM_FILES = flags.DEFINE_string("from_files", "", "Folder of the original "
-                                  "distribution's files (instead of tfds).")
+_FROM_FILES = flags.DEFINE_string(
+    "from_files",
+    "",
+    "Folder of the original " "distribution's files (instead of tfds).",
+)
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "tfds data_dir ('' = default).")
-_DOWNLOAD = flags.DEFINE_bool("download", True, "Let tfds download and prepare.")
+_DOWNLOAD = flags.DEFINE_bool(
+    "download", True, "Let tfds download and prepare."
+)
 
 
 def main(argv):
   del argv
-  arrays = export(_DATASET.value, _OUT.value, _FROM_FILES.value, _DATA_DIR.value,
-                  _DOWNLOAD.value)
+  arrays = export(
+      _DATASET.value,
+      _OUT.value,
+      _FROM_FILES.value,
+      _DATA_DIR.value,
+      _DOWNLOAD.value,
+  )
   shapes = ", ".join(f"{k} {v.shape}" for k, v in arrays.items())
   print(f"Wrote {_OUT.value}: {shapes}")
 

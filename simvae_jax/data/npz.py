@@ -20,8 +20,10 @@ def split_paths(path: str) -> list[str]:
   """The comma-separated files of ``data.path``."""
   paths = [p.strip() for p in str(path).split(",") if p.strip()]
   if not paths:
-    raise ValueError("data.source='npz' needs --config.data.path=FILE.npz "
-                     "(several files: comma-separated)")
+    raise ValueError(
+        "data.source='npz' needs --config.data.path=FILE.npz "
+        "(several files: comma-separated)"
+    )
   return paths
 
 
@@ -36,9 +38,17 @@ def _read(path: str, split: str):
     with np.load(path, allow_pickle=False) as file:
       names = list(file.files)
       arrays = {key: file[key] for key in keys if key in names}
-  except (OSError, ValueError, AttributeError, zipfile.BadZipFile, EOFError) as error:
-    raise ValueError(f"Cannot read {path} as an .npz file of named arrays "
-                     f"({type(error).__name__}: {error})") from None
+  except (
+      OSError,
+      ValueError,
+      AttributeError,
+      zipfile.BadZipFile,
+      EOFError,
+  ) as error:
+    raise ValueError(
+        f"Cannot read {path} as an .npz file of named arrays "
+        f"({type(error).__name__}: {error})"
+    ) from None
   if not arrays:
     return None, names
   if len(arrays) == 1:
@@ -51,10 +61,14 @@ def _read(path: str, split: str):
 def _validated(path: str, split: str, images: np.ndarray, labels: np.ndarray):
   where = f"{path}: x_{split}"
   if images.dtype != np.uint8:
-    raise ValueError(f"{where} has dtype {images.dtype}; images must be uint8 (0-255)")
+    raise ValueError(
+        f"{where} has dtype {images.dtype}; images must be uint8 (0-255)"
+    )
   if images.ndim not in (3, 4):
-    raise ValueError(f"{where} has shape {images.shape}; images must be "
-                     f"[N, H, W] or [N, H, W, C]")
+    raise ValueError(
+        f"{where} has shape {images.shape}; images must be "
+        f"[N, H, W] or [N, H, W, C]"
+    )
   if len(images) == 0:
     raise ValueError(f"{where} is empty")
   if images.ndim == 3:
@@ -62,14 +76,20 @@ def _validated(path: str, split: str, images: np.ndarray, labels: np.ndarray):
   if labels.ndim == 2 and labels.shape[1] == 1:
     labels = labels[:, 0]
   if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f"{path}: y_{split} must be integer class labels [N], got "
-                     f"{labels.dtype} {labels.shape}")
+    raise ValueError(
+        f"{path}: y_{split} must be integer class labels [N], got "
+        f"{labels.dtype} {labels.shape}"
+    )
   if len(labels) != len(images):
-    raise ValueError(f"{path}: {len(images)} images in x_{split} but {len(labels)} "
-                     f"labels in y_{split}")
+    raise ValueError(
+        f"{path}: {len(images)} images in x_{split} but {len(labels)} "
+        f"labels in y_{split}"
+    )
   if labels.min() < 0:
-    raise ValueError(f"{path}: y_{split} has negative labels ({labels.min()}); "
-                     f"classes must be numbered 0, 1, ...")
+    raise ValueError(
+        f"{path}: y_{split} has negative labels ({labels.min()}); "
+        f"classes must be numbered 0, 1, ..."
+    )
   return images, labels.astype(np.int32)
 
 
@@ -84,10 +104,14 @@ def load_split(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     else:
       parts.append((file, part))
   if not parts:
-    raise ValueError(f"No file of data.path has x_{split} and y_{split}: "
-                     + "; ".join(f"{f} has {k}" for f, k in keys_seen.items()))
+    raise ValueError(
+        f"No file of data.path has x_{split} and y_{split}: "
+        + "; ".join(f"{f} has {k}" for f, k in keys_seen.items())
+    )
   shapes = {file: images.shape[1:] for file, (images, _) in parts}
   if len(set(shapes.values())) > 1:
     raise ValueError(f"x_{split} images differ in shape across files: {shapes}")
-  return (np.concatenate([images for _, (images, _) in parts]),
-          np.concatenate([labels for _, (_, labels) in parts]))
+  return (
+      np.concatenate([images for _, (images, _) in parts]),
+      np.concatenate([labels for _, (_, labels) in parts]),
+  )

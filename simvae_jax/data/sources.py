@@ -47,10 +47,12 @@ class ArraySource:
     if self.images.dtype != np.uint8 or self.images.ndim != 4:
       raise ValueError(
           f"images must be uint8 [N, H, W, C], got {self.images.dtype} "
-          f"{self.images.shape}")
+          f"{self.images.shape}"
+      )
     if len(self.labels) != len(self.images):
       raise ValueError(
-          f"{len(self.images)} images but {len(self.labels)} labels")
+          f"{len(self.images)} images but {len(self.labels)} labels"
+      )
 
   def __len__(self) -> int:
     return len(self.images)
@@ -67,17 +69,23 @@ class TfdsSource:
   the ways forward.
   """
 
-  def __init__(self, name: str, split: str, data_dir: str | None,
-               download: bool):
+  def __init__(
+      self, name: str, split: str, data_dir: str | None, download: bool
+  ):
     if name not in _TFDS_LABEL_KEYS:
-      raise ValueError(f"Unsupported tfds dataset {name!r}; "
-                       f"choose one of {sorted(_TFDS_LABEL_KEYS)}")
+      raise ValueError(
+          f"Unsupported tfds dataset {name!r}; "
+          f"choose one of {sorted(_TFDS_LABEL_KEYS)}"
+      )
     import tensorflow_datasets as tfds  # Imported lazily: slow, and optional offline.
 
     try:
-      self._source = tfds.data_source(name, split=split, data_dir=data_dir,
-                                      download=download)
-    except Exception as error:  # tfds raises many types; all mean "not available"
+      self._source = tfds.data_source(
+          name, split=split, data_dir=data_dir, download=download
+      )
+    except (
+        Exception
+    ) as error:  # tfds raises many types; all mean "not available"
       where = data_dir or "tfds's default data_dir (~/tensorflow_datasets)"
       cause = " ".join(str(error).split())[:300]
       raise ValueError(
@@ -86,7 +94,8 @@ class TfdsSource:
           f"Prepare it once on a machine with a network (pip install -e "
           f"'.[tfds]' adds TensorFlow, which some datasets need), or run offline "
           f"with --config.data.source=npz --config.data.path=FILE.npz "
-          f"(python -m simvae_jax.data.export writes such a file).") from error
+          f"(python -m simvae_jax.data.export writes such a file)."
+      ) from error
     self._label_path = _TFDS_LABEL_KEYS[name].split("/")
 
   def __len__(self) -> int:
@@ -131,8 +140,10 @@ class SubsetSource:
 def random_subset(source, size: int):
   """A fixed random subset of ``size`` examples (seed 0, in original order)."""
   if size > len(source):
-    raise ValueError(f"data.train_subset={size} exceeds the {len(source)} "
-                     f"training examples")
+    raise ValueError(
+        f"data.train_subset={size} exceeds the {len(source)} "
+        f"training examples"
+    )
   indices = np.sort(np.random.default_rng(0).permutation(len(source))[:size])
   if isinstance(source, ArraySource):
     return ArraySource(source.images[indices], source.labels[indices])
@@ -145,10 +156,15 @@ def _load_split(data_config, split: str):
   if data_config.source == "npz":
     return ArraySource(*npz.load_split(data_config.path, split))
   if data_config.source == "tfds":
-    return TfdsSource(data_config.name, split, data_config.get("data_dir") or None,
-                      data_config.get("download", True))
-  raise ValueError(f"Unknown data.source {data_config.source!r}; "
-                   f"choose one of {SOURCES}")
+    return TfdsSource(
+        data_config.name,
+        split,
+        data_config.get("data_dir") or None,
+        data_config.get("download", True),
+    )
+  raise ValueError(
+      f"Unknown data.source {data_config.source!r}; " f"choose one of {SOURCES}"
+  )
 
 
 def load_source(data_config, split: str) -> Sequence[dict[str, Any]]:
@@ -162,12 +178,15 @@ def load_source(data_config, split: str) -> Sequence[dict[str, Any]]:
   return source
 
 
-def read_all(source: Sequence[dict[str, Any]],
-             limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_all(
+    source: Sequence[dict[str, Any]], limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
   """Materialises a source as (uint8 images [N, H, W, C], int32 labels [N])."""
   if isinstance(source, ArraySource):
     return source.images[:limit], source.labels[:limit]
   count = len(source) if limit is None else min(limit, len(source))
   records = [source[i] for i in range(count)]
-  return (np.stack([r["image"] for r in records]),
-          np.asarray([r["label"] for r in records], np.int32))
+  return (
+      np.stack([r["image"] for r in records]),
+      np.asarray([r["label"] for r in records], np.int32),
+  )

@@ -15,8 +15,9 @@ from sklearn.mixture import GaussianMixture
 from simvae_jax.evaluation.common import count_classes
 
 
-def hungarian_mapping(labels: np.ndarray, clusters: np.ndarray,
-                      num_classes: int) -> np.ndarray:
+def hungarian_mapping(
+    labels: np.ndarray, clusters: np.ndarray, num_classes: int
+) -> np.ndarray:
   """Cluster -> class map [num_clusters] maximising matched counts."""
   num_clusters = int(clusters.max()) + 1
   counts = np.zeros((num_clusters, num_classes), np.int64)
@@ -27,16 +28,30 @@ def hungarian_mapping(labels: np.ndarray, clusters: np.ndarray,
   return mapping
 
 
-def gmm_evaluate(train_repr, train_y, test_repr, test_y, seed: int = 0,
-                 num_components: int | None = None) -> dict:
+def gmm_evaluate(
+    train_repr,
+    train_y,
+    test_repr,
+    test_y,
+    seed: int = 0,
+    num_components: int | None = None,
+) -> dict:
   """{"gmm_acc", "gmm_nmi", "gmm_ari"} on test; components default to #classes."""
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
   num_classes = count_classes(train_y, test_y)
-  mixture = GaussianMixture(num_components or num_classes, covariance_type="full",
-                            random_state=seed, reg_covar=1e-5)
+  mixture = GaussianMixture(
+      num_components or num_classes,
+      covariance_type="full",
+      random_state=seed,
+      reg_covar=1e-5,
+  )
   mixture.fit(np.asarray(train_repr, np.float64))
   mapping = hungarian_mapping(train_y, mixture.predict(train_repr), num_classes)
   test_clusters = mixture.predict(np.asarray(test_repr, np.float64))
-  return {"gmm_acc": float(np.mean(mapping[test_clusters] == test_y)),
-          "gmm_nmi": float(metrics.normalized_mutual_info_score(test_y, test_clusters)),
-          "gmm_ari": float(metrics.adjusted_rand_score(test_y, test_clusters))}
+  return {
+      "gmm_acc": float(np.mean(mapping[test_clusters] == test_y)),
+      "gmm_nmi": float(
+          metrics.normalized_mutual_info_score(test_y, test_clusters)
+      ),
+      "gmm_ari": float(metrics.adjusted_rand_score(test_y, test_clusters)),
+  }

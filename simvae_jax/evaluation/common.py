@@ -8,8 +8,9 @@ import jax
 import numpy as np
 
 
-def map_in_batches(fn: Callable[[jax.Array], jax.Array], inputs: np.ndarray,
-                   batch_size: int) -> np.ndarray:
+def map_in_batches(
+    fn: Callable[[jax.Array], jax.Array], inputs: np.ndarray, batch_size: int
+) -> np.ndarray:
   """Applies a jitted ``fn`` ([b, ...] -> [b, ...]) over inputs [N, ...].
 
   The last batch is padded with zeros to ``batch_size``, so only one program is
@@ -17,10 +18,10 @@ def map_in_batches(fn: Callable[[jax.Array], jax.Array], inputs: np.ndarray,
   """
   outputs = []
   for start in range(0, len(inputs), batch_size):
-    chunk = np.asarray(inputs[start:start + batch_size])
+    chunk = np.asarray(inputs[start : start + batch_size])
     padded = np.zeros((batch_size, *chunk.shape[1:]), chunk.dtype)
-    padded[:len(chunk)] = chunk
-    outputs.append(np.asarray(fn(padded))[:len(chunk)])
+    padded[: len(chunk)] = chunk
+    outputs.append(np.asarray(fn(padded))[: len(chunk)])
   return np.concatenate(outputs)
 
 

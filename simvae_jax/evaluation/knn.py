@@ -19,16 +19,22 @@ from simvae_jax.evaluation.common import count_classes, map_in_batches
 @functools.partial(jax.jit, static_argnums=(3,))
 def _nearest_labels(train_repr, train_labels, queries, max_k: int):
   """Labels [Q, max_k] of each query's nearest training points (Euclidean)."""
-  distances = (jnp.sum(queries**2, axis=1, keepdims=True)
-               - 2.0 * queries @ train_repr.T
-               + jnp.sum(train_repr**2, axis=1))
+  distances = (
+      jnp.sum(queries**2, axis=1, keepdims=True)
+      - 2.0 * queries @ train_repr.T
+      + jnp.sum(train_repr**2, axis=1)
+  )
   _, indices = jax.lax.top_k(-distances, max_k)
   return train_labels[indices]
 
 
-def nearest_labels(train_repr: np.ndarray, train_labels: np.ndarray,
-                   queries: np.ndarray, max_k: int,
-                   chunk_size: int = 512) -> np.ndarray:
+def nearest_labels(
+    train_repr: np.ndarray,
+    train_labels: np.ndarray,
+    queries: np.ndarray,
+    max_k: int,
+    chunk_size: int = 512,
+) -> np.ndarray:
   """Chunked over queries so that e.g. 10k x 60k distances never sit in memory.
 
   Returns int [Q, max_k], nearest first.
@@ -39,7 +45,9 @@ def nearest_labels(train_repr: np.ndarray, train_labels: np.ndarray,
   train_labels = jnp.asarray(train_labels)
   return map_in_batches(
       lambda chunk: _nearest_labels(train_repr, train_labels, chunk, max_k),
-      np.asarray(queries, np.float32), chunk_size)
+      np.asarray(queries, np.float32),
+      chunk_size,
+  )
 
 
 def vote(neighbour_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
@@ -52,11 +60,14 @@ def vote(neighbour_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
   return counts.argmax(axis=1)
 
 
-def knn_predict(train_repr, train_labels, queries, k: int,
-                num_classes: int | None = None) -> np.ndarray:
+def knn_predict(
+    train_repr, train_labels, queries, k: int, num_classes: int | None = None
+) -> np.ndarray:
   """Predicted labels [Q] of a k-NN classifier."""
   num_classes = num_classes or count_classes(train_labels)
-  return vote(nearest_labels(train_repr, train_labels, queries, k), k, num_classes)
+  return vote(
+      nearest_labels(train_repr, train_labels, queries, k), k, num_classes
+  )
 
 
 def validation_split(num_examples: int, val_fraction: float, seed: int):
@@ -68,9 +79,15 @@ def validation_split(num_examples: int, val_fraction: float, seed: int):
   return order[num_val:], order[:num_val]
 
 
-def knn_evaluate(train_repr, train_y, test_repr, test_y,
-                 ks: Sequence[int] = tuple(range(1, 21)),
-                 val_fraction: float = 0.1, seed: int = 0) -> dict:
+def knn_evaluate(
+    train_repr,
+    train_y,
+    test_repr,
+    test_y,
+    ks: Sequence[int] = tuple(range(1, 21)),
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict:
   """k chosen on a validation split of train; test accuracy at that k.
 
   Returns {"knn_acc": test accuracy, "knn_k": chosen k, "knn_val_acc": its
@@ -79,10 +96,17 @@ def knn_evaluate(train_repr, train_y, test_repr, test_y,
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
   num_classes = count_classes(train_y, test_y)
   fit, val = validation_split(len(train_repr), val_fraction, seed)
-  neighbours = nearest_labels(train_repr[fit], train_y[fit], train_repr[val], max(ks))
-  val_accs = {k: float(np.mean(vote(neighbours, k, num_classes) == train_y[val]))
-              for k in sorted(ks)}
+  neighbours = nearest_labels(
+      train_repr[fit], train_y[fit], train_repr[val], max(ks)
+  )
+  val_accs = {
+      k: float(np.mean(vote(neighbours, k, num_classes) == train_y[val]))
+      for k in sorted(ks)
+  }
   best_k = max(val_accs, key=lambda k: (val_accs[k], -k))
   predictions = knn_predict(train_repr, train_y, test_repr, best_k, num_classes)
-  return {"knn_acc": float(np.mean(predictions == test_y)), "knn_k": best_k,
-          "knn_val_acc": val_accs[best_k]}
+  return {
+      "knn_acc": float(np.mean(predictions == test_y)),
+      "knn_k": best_k,
+      "knn_val_acc": val_accs[best_k],
+  }

@@ -49,13 +49,14 @@ _adam = functools.lru_cache(maxsize=None)(optax.adam)
 def _train_epoch(probe, optimizer, batch_size, params, opt_state, rng, x, y):
   """One epoch over a fresh permutation of (x [N, d], y [N]); drops the remainder."""
   num_batches = x.shape[0] // batch_size
-  order = jax.random.permutation(rng, x.shape[0])[:num_batches * batch_size]
+  order = jax.random.permutation(rng, x.shape[0])[: num_batches * batch_size]
   batches = order.reshape(num_batches, batch_size)
 
   def step(carry, indices):
     params, opt_state = carry
-    grads = jax.grad(functools.partial(_cross_entropy, probe))(params, x[indices],
-                                                               y[indices])
+    grads = jax.grad(functools.partial(_cross_entropy, probe))(
+        params, x[indices], y[indices]
+    )
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), None
 
@@ -68,10 +69,20 @@ def _accuracy(probe, params, x, y):
   return jnp.mean(jnp.argmax(probe.apply({"params": params}, x), -1) == y)
 
 
-def train_probe(train_repr, train_y, test_repr, test_y, *, hidden: int = 0,
-                max_epochs: int = 200, patience: int = 20, batch_size: int = 64,
-                learning_rate: float = 3e-4, val_fraction: float = 0.1,
-                seed: int = 0) -> dict:
+def train_probe(
+    train_repr,
+    train_y,
+    test_repr,
+    test_y,
+    *,
+    hidden: int = 0,
+    max_epochs: int = 200,
+    patience: int = 20,
+    batch_size: int = 64,
+    learning_rate: float = 3e-4,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict:
   """Trains a probe with validation-chosen epoch; returns accuracies (fractions).
 
   Args:
@@ -88,9 +99,14 @@ def train_probe(train_repr, train_y, test_repr, test_y, *, hidden: int = 0,
   fit, val = validation_split(len(train_repr), val_fraction, seed)
   mean = train_repr[fit].mean(0)
   scale = train_repr[fit].std(0) + 1e-6
-  standardise = lambda x: jnp.asarray((np.asarray(x, np.float32) - mean) / scale)
-  fit_x, val_x, test_x = (standardise(train_repr[fit]), standardise(train_repr[val]),
-                          standardise(test_repr))
+  standardise = lambda x: jnp.asarray(
+      (np.asarray(x, np.float32) - mean) / scale
+  )
+  fit_x, val_x, test_x = (
+      standardise(train_repr[fit]),
+      standardise(train_repr[val]),
+      standardise(test_repr),
+  )
   fit_y, val_y = jnp.asarray(train_y[fit]), jnp.asarray(train_y[val])
   num_classes = count_classes(train_y, test_y)
   batch_size = min(batch_size, len(fit))
@@ -102,9 +118,16 @@ def train_probe(train_repr, train_y, test_repr, test_y, *, hidden: int = 0,
   opt_state = optimizer.init(params)
   best = (-1.0, 0, params)
   for epoch in range(1, max_epochs + 1):
-    params, opt_state = _train_epoch(probe, optimizer, batch_size, params,
-                                     opt_state, jax.random.fold_in(rng, epoch),
-                                     fit_x, fit_y)
+    params, opt_state = _train_epoch(
+        probe,
+        optimizer,
+        batch_size,
+        params,
+        opt_state,
+        jax.random.fold_in(rng, epoch),
+        fit_x,
+        fit_y,
+    )
     val_acc = float(_accuracy(probe, params, val_x, val_y))
     if val_acc > best[0]:
       best = (val_acc, epoch, params)

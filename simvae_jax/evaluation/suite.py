@@ -9,28 +9,46 @@ PROTOCOL = (
     "{lr:g}, batch {batch}, standardised inputs) pick their epoch and kNN its k on a "
     "{val:.0%} validation split of train (seed {seed}); GMM (full covariance, "
     "components = classes) and its Hungarian class matching are fitted on train; "
-    "every test number is computed once, at those choices")
+    "every test number is computed once, at those choices"
+)
 
 
-def evaluate_task(train_repr, train_y, test_repr, test_y, eval_config,
-                  seed: int) -> dict:
+def evaluate_task(
+    train_repr, train_y, test_repr, test_y, eval_config, seed: int
+) -> dict:
   """MLP probe, linear probe, kNN and GMM metrics; accuracies as fractions."""
-  common = dict(max_epochs=eval_config.probe_epochs,
-                patience=eval_config.probe_patience,
-                learning_rate=eval_config.probe_learning_rate,
-                batch_size=eval_config.probe_batch_size,
-                val_fraction=eval_config.val_fraction, seed=seed)
+  common = dict(
+      max_epochs=eval_config.probe_epochs,
+      patience=eval_config.probe_patience,
+      learning_rate=eval_config.probe_learning_rate,
+      batch_size=eval_config.probe_batch_size,
+      val_fraction=eval_config.val_fraction,
+      seed=seed,
+  )
   result = {}
   for name, hidden in (("mlp_probe", train_repr.shape[1]), ("linear_probe", 0)):
-    probe = probes.train_probe(train_repr, train_y, test_repr, test_y,
-                               hidden=hidden, **common)
+    probe = probes.train_probe(
+        train_repr, train_y, test_repr, test_y, hidden=hidden, **common
+    )
     result.update({f"{name}_{key}": value for key, value in probe.items()})
-  result.update(knn.knn_evaluate(train_repr, train_y, test_repr, test_y,
-                                 ks=tuple(eval_config.knn_ks),
-                                 val_fraction=eval_config.val_fraction, seed=seed))
-  result.update(clustering.gmm_evaluate(train_repr, train_y, test_repr, test_y,
-                                        seed=seed))
+  result.update(
+      knn.knn_evaluate(
+          train_repr,
+          train_y,
+          test_repr,
+          test_y,
+          ks=tuple(eval_config.knn_ks),
+          val_fraction=eval_config.val_fraction,
+          seed=seed,
+      )
+  )
+  result.update(
+      clustering.gmm_evaluate(train_repr, train_y, test_repr, test_y, seed=seed)
+  )
   result["protocol"] = PROTOCOL.format(
-      lr=eval_config.probe_learning_rate, batch=eval_config.probe_batch_size,
-      val=eval_config.val_fraction, seed=seed)
+      lr=eval_config.probe_learning_rate,
+      batch=eval_config.probe_batch_size,
+      val=eval_config.val_fraction,
+      seed=seed,
+  )
   return result

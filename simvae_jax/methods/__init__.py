@@ -24,14 +24,20 @@ GENERATIVE = {
 }
 DISCRIMINATIVE = {
     "simclr": lambda config, **parts: simclr.SimCLR(
-        **parts, temperature=float(config.simclr.temperature)),
+        **parts, temperature=float(config.simclr.temperature)
+    ),
     "vicreg": lambda config, **parts: vicreg.VICReg(
-        **parts, invariance_weight=float(config.vicreg.invariance_weight),
+        **parts,
+        invariance_weight=float(config.vicreg.invariance_weight),
         variance_weight=float(config.vicreg.variance_weight),
-        covariance_weight=float(config.vicreg.covariance_weight)),
+        covariance_weight=float(config.vicreg.covariance_weight),
+    ),
     "moco": lambda config, **parts: moco.MoCo(
-        **parts, temperature=float(config.moco.temperature),
-        queue_size=int(config.moco.queue_size), momentum=float(config.moco.momentum)),
+        **parts,
+        temperature=float(config.moco.temperature),
+        queue_size=int(config.moco.queue_size),
+        momentum=float(config.moco.momentum),
+    ),
     "random": lambda config, **parts: RandomEncoder(**parts),
 }
 METHODS = tuple(sorted({**GENERATIVE, **DISCRIMINATIVE}))
@@ -46,26 +52,33 @@ def make_autoencoder(config, image_shape: Sequence[int]) -> GaussianAutoencoder:
       encoder=models.make_encoder(config.model, output_dim=2 * latent_dim),
       decoder=models.make_decoder(config.model, image_shape),
       latent_dim=latent_dim,
-      likelihood=likelihoods.from_config(config.likelihood))
+      likelihood=likelihoods.from_config(config.likelihood),
+  )
 
 
 def make_discriminative_parts(config, image_shape: Sequence[int]) -> dict:
   """Encoder (representation of size latent_dim), head and post-hoc decoder."""
   latent_dim = config.model.latent_dim
-  return dict(encoder=models.make_encoder(config.model, output_dim=latent_dim),
-              head=models.make_head(config.model),
-              decoder=models.make_decoder(config.model, image_shape),
-              latent_dim=latent_dim)
+  return dict(
+      encoder=models.make_encoder(config.model, output_dim=latent_dim),
+      head=models.make_head(config.model),
+      decoder=models.make_decoder(config.model, image_shape),
+      latent_dim=latent_dim,
+  )
 
 
 def make_method(config, image_shape: Sequence[int]):
   """Builds the method named ``config.method``."""
   name = config.method
   if name in MULTI_VIEW and config.num_views < 2:
-    raise ValueError(f"{name} compares views of an image: it needs num_views >= 2, "
-                     f"got {config.num_views}")
+    raise ValueError(
+        f"{name} compares views of an image: it needs num_views >= 2, "
+        f"got {config.num_views}"
+    )
   if name in GENERATIVE:
     return GENERATIVE[name](config, make_autoencoder(config, image_shape))
   if name in DISCRIMINATIVE:
-    return DISCRIMINATIVE[name](config, **make_discriminative_parts(config, image_shape))
+    return DISCRIMINATIVE[name](
+        config, **make_discriminative_parts(config, image_shape)
+    )
   raise ValueError(f"Unknown method {name!r}; choose one of {list(METHODS)}")

@@ -30,19 +30,27 @@ def init_networks(rng: jax.Array, networks: dict):
   Networks without batch statistics get no ``model_state`` entry.
   """
   params, model_state = {}, {}
-  for key, (name, (module, example)) in zip(jax.random.split(rng, len(networks)),
-                                            networks.items()):
+  for key, (name, (module, example)) in zip(
+      jax.random.split(rng, len(networks)), networks.items()
+  ):
     params[name], state = models.init_network(module, key, example)
     if state:
       model_state[name] = state
   return params, model_state
 
 
-def apply_part(module, name: str, params: dict, model_state: dict, inputs: jax.Array,
-               train: bool):
+def apply_part(
+    module,
+    name: str,
+    params: dict,
+    model_state: dict,
+    inputs: jax.Array,
+    train: bool,
+):
   """Applies network ``name``; returns (float32 outputs, updated model_state)."""
-  outputs, state = models.apply_network(module, params[name],
-                                        model_state.get(name, {}), inputs, train)
+  outputs, state = models.apply_network(
+      module, params[name], model_state.get(name, {}), inputs, train
+  )
   if state:
     model_state = {**model_state, name: state}
   return outputs, model_state
@@ -58,18 +66,26 @@ class Method:
   # Methods that learn nothing (the random encoder) set this to False.
   trainable = True
 
-  def objective(self, params: dict, model_state: dict, views: jax.Array,
-                rng: jax.Array):
+  def objective(
+      self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
+  ):
     """views float32 [B, J, H, W, C] -> (scalar loss, (terms, model_state))."""
     raise NotImplementedError
 
-  def init_method_state(self, params: dict, model_state: dict,
-                        rng: jax.Array) -> dict:
+  def init_method_state(
+      self, params: dict, model_state: dict, rng: jax.Array
+  ) -> dict:
     del params, model_state, rng
     return {}
 
-  def loss(self, params: dict, model_state: dict, method_state: dict,
-           views: jax.Array, rng: jax.Array):
+  def loss(
+      self,
+      params: dict,
+      model_state: dict,
+      method_state: dict,
+      views: jax.Array,
+      rng: jax.Array,
+  ):
     """The step's interface: (loss, (terms, model_state, method_state))."""
     loss, (terms, model_state) = self.objective(params, model_state, views, rng)
     return loss, (terms, model_state, method_state)

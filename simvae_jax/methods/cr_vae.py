@@ -28,8 +28,12 @@ def pairwise_consistency(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
   num_views = mean.shape[1]
   if num_views == 1:
     return jnp.zeros(mean.shape[0])
-  kl = gaussian_kl(mean[:, :, None], log_variance[:, :, None],
-                   mean[:, None, :], log_variance[:, None, :])        # [B, J, J]
+  kl = gaussian_kl(
+      mean[:, :, None],
+      log_variance[:, :, None],
+      mean[:, None, :],
+      log_variance[:, None, :],
+  )  # [B, J, J]
   return kl.sum(axis=(1, 2)) / (num_views * (num_views - 1))
 
 
@@ -39,13 +43,21 @@ class CRVAE(GenerativeMethod):
 
   consistency_weight: float = 1.0
 
-  def objective(self, params: dict, model_state: dict, views: jax.Array,
-                rng: jax.Array):
-    out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
-    terms = {**elbo_terms(out),
-             "consistency": pairwise_consistency(out.mean, out.log_variance).mean()}
-    loss = (terms["reconstruction"] + terms["kl"]
-            + self.consistency_weight * terms["consistency"])
+  def objective(
+      self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
+  ):
+    out, model_state = self.autoencoder.pass_views(
+        params, model_state, views, rng
+    )
+    terms = {
+        **elbo_terms(out),
+        "consistency": pairwise_consistency(out.mean, out.log_variance).mean(),
+    }
+    loss = (
+        terms["reconstruction"]
+        + terms["kl"]
+        + self.consistency_weight * terms["consistency"]
+    )
     return loss, (terms, model_state)
 
 

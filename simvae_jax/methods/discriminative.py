@@ -40,51 +40,83 @@ class DiscriminativeMethod(Method):
 
   def init(self, rng: jax.Array, image_shape: Sequence[int]):
     latents = jnp.zeros((1, self.latent_dim), jnp.float32)
-    return init_networks(rng, {
-        "encoder": (self.encoder, jnp.zeros((1, *image_shape), jnp.float32)),
-        "head": (self.head, latents), "decoder": (self.decoder, latents)})
+    return init_networks(
+        rng,
+        {
+            "encoder": (
+                self.encoder,
+                jnp.zeros((1, *image_shape), jnp.float32),
+            ),
+            "head": (self.head, latents),
+            "decoder": (self.decoder, latents),
+        },
+    )
 
   def embedding_loss(self, embeddings: jax.Array):
     """Head outputs [B, J, E] -> (scalar loss, dict of scalar terms)."""
     raise NotImplementedError
 
-  def objective(self, params: dict, model_state: dict, views: jax.Array,
-                rng: jax.Array):
+  def objective(
+      self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
+  ):
     del rng
     embeddings, model_state = self.embed(params, model_state, views, train=True)
     loss, terms = self.embedding_loss(embeddings)
     return loss, (terms, model_state)
 
-  def encode(self, params: dict, model_state: dict, images: jax.Array,
-             train: bool = False):
+  def encode(
+      self,
+      params: dict,
+      model_state: dict,
+      images: jax.Array,
+      train: bool = False,
+  ):
     """Encoder output (before the head): ([N, D], model_state)."""
-    return apply_part(self.encoder, "encoder", params, model_state, images, train)
+    return apply_part(
+        self.encoder, "encoder", params, model_state, images, train
+    )
 
-  def represent(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
+  def represent(
+      self, params: dict, model_state: dict, images: jax.Array
+  ) -> jax.Array:
     """Representation for evaluation, [N, H, W, C] -> [N, D] (inference mode)."""
     return self.encode(params, model_state, images)[0]
 
-  def embed(self, params: dict, model_state: dict, views: jax.Array,
-            train: bool):
+  def embed(
+      self, params: dict, model_state: dict, views: jax.Array, train: bool
+  ):
     """Head outputs of views [B, J, H, W, C] -> ([B, J, E], model_state)."""
-    representations, model_state = self.encode(params, model_state,
-                                               flatten_views(views), train)
-    embeddings, model_state = apply_part(self.head, "head", params, model_state,
-                                         representations, train)
+    representations, model_state = self.encode(
+        params, model_state, flatten_views(views), train
+    )
+    embeddings, model_state = apply_part(
+        self.head, "head", params, model_state, representations, train
+    )
     return embeddings.reshape(*views.shape[:2], -1), model_state
 
-  def decode_frozen(self, params: dict, model_state: dict, images: jax.Array,
-                    train: bool = False):
+  def decode_frozen(
+      self,
+      params: dict,
+      model_state: dict,
+      images: jax.Array,
+      train: bool = False,
+  ):
     """The post-hoc decoder on stop-gradient, inference-mode representations:
     ([N, H, W, C], model_state); ``train`` is the decoder's mode."""
-    representations = jax.lax.stop_gradient(self.represent(params, model_state,
-                                                            images))
-    return apply_part(self.decoder, "decoder", params, model_state,
-                      representations, train)
+    representations = jax.lax.stop_gradient(
+        self.represent(params, model_state, images)
+    )
+    return apply_part(
+        self.decoder, "decoder", params, model_state, representations, train
+    )
 
-  def reconstruct(self, params: dict, model_state: dict, images: jax.Array) -> jax.Array:
+  def reconstruct(
+      self, params: dict, model_state: dict, images: jax.Array
+  ) -> jax.Array:
     """The post-hoc decoder's output, clipped to [0, 1]."""
-    return jnp.clip(self.decode_frozen(params, model_state, images)[0], 0.0, 1.0)
+    return jnp.clip(
+        self.decode_frozen(params, model_state, images)[0], 0.0, 1.0
+    )
 
   def decoder_loss(self, params: dict, model_state: dict, images: jax.Array):
     """Per-pixel MSE of the post-hoc decoder (training mode) on images

@@ -32,14 +32,18 @@ class Likelihood:
 
   def __post_init__(self):
     if self.name not in LIKELIHOODS:
-      raise ValueError(f"likelihood.name must be one of {LIKELIHOODS}, got "
-                       f"{self.name!r}")
+      raise ValueError(
+          f"likelihood.name must be one of {LIKELIHOODS}, got " f"{self.name!r}"
+      )
     if self.mean_link not in MEAN_LINKS:
-      raise ValueError(f"likelihood.mean_link must be one of {MEAN_LINKS}, got "
-                       f"{self.mean_link!r}")
+      raise ValueError(
+          f"likelihood.mean_link must be one of {MEAN_LINKS}, got "
+          f"{self.mean_link!r}"
+      )
 
-  def negative_log_likelihood(self, images: jax.Array,
-                              outputs: jax.Array) -> jax.Array:
+  def negative_log_likelihood(
+      self, images: jax.Array, outputs: jax.Array
+  ) -> jax.Array:
     """-log p(x|z) summed over pixels.
 
     Args:
@@ -51,10 +55,15 @@ class Likelihood:
     """
     precision = math.exp(-self.log_variance)
     if self.name == "gaussian":
-      per_pixel = 0.5 * (precision * jnp.square(images - self._gaussian_mean(outputs))
-                         + self.log_variance + math.log(2 * math.pi))
+      per_pixel = 0.5 * (
+          precision * jnp.square(images - self._gaussian_mean(outputs))
+          + self.log_variance
+          + math.log(2 * math.pi)
+      )
     else:
-      per_pixel = precision * optax.sigmoid_binary_cross_entropy(outputs, images)
+      per_pixel = precision * optax.sigmoid_binary_cross_entropy(
+          outputs, images
+      )
     return per_pixel.sum(axis=(-3, -2, -1))
 
   def mean_image(self, outputs: jax.Array) -> jax.Array:
@@ -69,5 +78,8 @@ class Likelihood:
 
 def from_config(config) -> Likelihood:
   """The ``likelihood`` config section as a Likelihood."""
-  return Likelihood(config.name, float(config.log_variance),
-                    config.get("mean_link", "identity"))
+  return Likelihood(
+      config.name,
+      float(config.log_variance),
+      config.get("mean_link", "identity"),
+  )

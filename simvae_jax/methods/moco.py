@@ -15,14 +15,18 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.methods.discriminative import (DiscriminativeMethod, flatten_views,
-                                               l2_normalize)
+from simvae_jax.methods.discriminative import (
+    DiscriminativeMethod,
+    flatten_views,
+    l2_normalize,
+)
 
 _MOMENTUM_PARTS = ("encoder", "head")
 
 
-def moco_loss(queries: jax.Array, keys: jax.Array, queue: jax.Array,
-              temperature: float) -> jax.Array:
+def moco_loss(
+    queries: jax.Array, keys: jax.Array, queue: jax.Array, temperature: float
+) -> jax.Array:
   """Mean over ordered view pairs j != k of -log softmax(logits)[positive], the
   logits of query j being q_j . k_k (positive) and q_j . queue (negatives).
 
@@ -30,22 +34,28 @@ def moco_loss(queries: jax.Array, keys: jax.Array, queue: jax.Array,
   negatives do not depend on k, so their log-sum-exp is taken once per query.
   """
   num_views = queries.shape[1]
-  positive = jnp.einsum("bje,bke->bjk", queries, keys) / temperature     # [B, J, J]
+  positive = (
+      jnp.einsum("bje,bke->bjk", queries, keys) / temperature
+  )  # [B, J, J]
   negatives = jax.nn.logsumexp(
-      jnp.einsum("bje,qe->bjq", queries, queue) / temperature, axis=-1)  # [B, J]
+      jnp.einsum("bje,qe->bjq", queries, queue) / temperature, axis=-1
+  )  # [B, J]
   log_prob = positive - jnp.logaddexp(positive, negatives[:, :, None])
   pairs = 1.0 - jnp.eye(num_views)
-  return -jnp.sum(log_prob * pairs, axis=(1, 2)).mean() / (num_views * (num_views - 1))
+  return -jnp.sum(log_prob * pairs, axis=(1, 2)).mean() / (
+      num_views * (num_views - 1)
+  )
 
 
 def enqueue(queue: jax.Array, keys: jax.Array) -> jax.Array:
   """Newest keys [N, E] first, oldest entries dropped: [K, E] -> [K, E]."""
-  return jnp.concatenate([keys, queue], axis=0)[:queue.shape[0]]
+  return jnp.concatenate([keys, queue], axis=0)[: queue.shape[0]]
 
 
 def momentum_update(key_params, query_params, momentum: float):
-  return jax.tree.map(lambda k, q: momentum * k + (1.0 - momentum) * q,
-                      key_params, query_params)
+  return jax.tree.map(
+      lambda k, q: momentum * k + (1.0 - momentum) * q, key_params, query_params
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,28 +68,48 @@ class MoCo(DiscriminativeMethod):
   queue_size: int = 4096
   momentum: float = 0.99
 
-  def init_method_state(self, params: dict, model_state: dict,
-                        rng: jax.Array) -> dict:
+  def init_method_state(
+      self, params: dict, model_state: dict, rng: jax.Array
+  ) -> dict:
     queue = jax.random.normal(rng, (self.queue_size, self.head.output_dim))
-    return {"key_params": {part: params[part] for part in _MOMENTUM_PARTS},
-            "key_state": {part: model_state[part] for part in _MOMENTUM_PARTS
-                          if part in model_state},
-            "queue": l2_normalize(queue)}
+    return {
+        "key_params": {part: params[part] for part in _MOMENTUM_PARTS},
+        "key_state": {
+            part: model_state[part]
+            for part in _MOMENTUM_PARTS
+            if part in model_state
+        },
+        "queue": l2_normalize(queue),
+    }
 
-  def loss(self, params: dict, model_state: dict, method_state: dict,
-           views: jax.Array, rng: jax.Array):
+  def loss(
+      self,
+      params: dict,
+      model_state: dict,
+      method_state: dict,
+      views: jax.Array,
+      rng: jax.Array,
+  ):
     del rng
     queries, model_state = self.embed(params, model_state, views, train=True)
-    keys, key_state = self.embed(method_state["key_params"],
-                                 method_state["key_state"], views, train=True)
+    keys, key_state = self.embed(
+        method_state["key_params"], method_state["key_state"], views, train=True
+    )
     queries = l2_normalize(queries)
     keys = jax.lax.stop_gradient(l2_normalize(keys))
     loss = moco_loss(queries, keys, method_state["queue"], self.temperature)
-    method_state = dict(method_state, key_state=key_state,
-                        queue=enqueue(method_state["queue"], flatten_views(keys)))
+    method_state = dict(
+        method_state,
+        key_state=key_state,
+        queue=enqueue(method_state["queue"], flatten_views(keys)),
+    )
     return loss, ({"info_nce": loss}, model_state, method_state)
 
   def after_update(self, method_state: dict, params: dict) -> dict:
     query_params = {part: params[part] for part in _MOMENTUM_PARTS}
-    return dict(method_state, key_params=momentum_update(
-        method_state["key_params"], query_params, self.momentum))
+    return dict(
+        method_state,
+        key_params=momentum_update(
+            method_state["key_params"], query_params, self.momentum
+        ),
+    )

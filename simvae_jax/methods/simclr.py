@@ -13,21 +13,26 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.methods.discriminative import (DiscriminativeMethod, flatten_views,
-                                               l2_normalize)
+from simvae_jax.methods.discriminative import (
+    DiscriminativeMethod,
+    flatten_views,
+    l2_normalize,
+)
 
 
 def nt_xent(embeddings: jax.Array, temperature: float) -> jax.Array:
   """Multi-positive NT-Xent of embeddings [B, J, E] (J >= 2) -> scalar."""
   batch, num_views = embeddings.shape[:2]
-  z = l2_normalize(flatten_views(embeddings))                  # [N, E]
+  z = l2_normalize(flatten_views(embeddings))  # [N, E]
   logits = z @ z.T / temperature
   self_mask = jnp.eye(batch * num_views, dtype=bool)
   logits = jnp.where(self_mask, -jnp.inf, logits)
   log_prob = jax.nn.log_softmax(logits, axis=1)
   image = jnp.repeat(jnp.arange(batch), num_views)
   positives = (image[:, None] == image[None, :]) & ~self_mask
-  per_anchor = -jnp.sum(jnp.where(positives, log_prob, 0.0), axis=1) / (num_views - 1)
+  per_anchor = -jnp.sum(jnp.where(positives, log_prob, 0.0), axis=1) / (
+      num_views - 1
+  )
   return per_anchor.mean()
 
 

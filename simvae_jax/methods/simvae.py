@@ -17,12 +17,20 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.methods.autoencoder import (GaussianAutoencoder, GenerativeMethod,
-                                           gaussian_entropy)
+from simvae_jax.methods.autoencoder import (
+    GaussianAutoencoder,
+    GenerativeMethod,
+    gaussian_entropy,
+)
 
 
-def simvae_objective(nll: jax.Array, log_variance: jax.Array, latent: jax.Array,
-                     prior_variance: float, mean_prior: bool):
+def simvae_objective(
+    nll: jax.Array,
+    log_variance: jax.Array,
+    latent: jax.Array,
+    prior_variance: float,
+    mean_prior: bool,
+):
   """SimVAE loss from one pass of a batch of image sets.
 
   Args:
@@ -37,16 +45,25 @@ def simvae_objective(nll: jax.Array, log_variance: jax.Array, latent: jax.Array,
     means of per-set sums): reconstruction, entropy, prior, mean_prior.
   """
   mean_latent = latent.mean(axis=1, keepdims=True)
-  prior = jnp.sum(jnp.square(latent - mean_latent), axis=(1, 2)) / (2 * prior_variance)
+  prior = jnp.sum(jnp.square(latent - mean_latent), axis=(1, 2)) / (
+      2 * prior_variance
+  )
   terms = {
       "reconstruction": nll.sum(axis=1).mean(),
       "entropy": gaussian_entropy(log_variance).sum(axis=1).mean(),
       "prior": prior.mean(),
-      "mean_prior": (0.5 * jnp.sum(jnp.square(mean_latent), axis=(1, 2)).mean()
-                     if mean_prior else jnp.zeros(())),
+      "mean_prior": (
+          0.5 * jnp.sum(jnp.square(mean_latent), axis=(1, 2)).mean()
+          if mean_prior
+          else jnp.zeros(())
+      ),
   }
-  loss = (terms["reconstruction"] - terms["entropy"] + terms["prior"]
-          + terms["mean_prior"])
+  loss = (
+      terms["reconstruction"]
+      - terms["entropy"]
+      + terms["prior"]
+      + terms["mean_prior"]
+  )
   return loss, terms
 
 
@@ -57,18 +74,31 @@ class SimVAE(GenerativeMethod):
   prior_variance: float
   mean_prior: bool
 
-  def objective(self, params: dict, model_state: dict, views: jax.Array,
-                rng: jax.Array):
+  def objective(
+      self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
+  ):
     """views: float32 [B, J, H, W, C] -> (scalar loss, (terms, model_state))."""
-    out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
-    loss, terms = simvae_objective(out.nll, out.log_variance, out.latent,
-                                   self.prior_variance, self.mean_prior)
+    out, model_state = self.autoencoder.pass_views(
+        params, model_state, views, rng
+    )
+    loss, terms = simvae_objective(
+        out.nll,
+        out.log_variance,
+        out.latent,
+        self.prior_variance,
+        self.mean_prior,
+    )
     return loss, (terms, model_state)
 
 
 def build(config, autoencoder: GaussianAutoencoder) -> SimVAE:
   if config.simvae.prior_variance <= 0:
-    raise ValueError(f"simvae.prior_variance must be > 0, got "
-                     f"{config.simvae.prior_variance}")
-  return SimVAE(autoencoder, float(config.simvae.prior_variance),
-                bool(config.simvae.mean_prior))
+    raise ValueError(
+        f"simvae.prior_variance must be > 0, got "
+        f"{config.simvae.prior_variance}"
+    )
+  return SimVAE(
+      autoencoder,
+      float(config.simvae.prior_variance),
+      bool(config.simvae.mean_prior),
+  )

@@ -19,15 +19,19 @@ from simvae_jax.methods.autoencoder import GenerativeMethod, gaussian_kl
 
 def standard_normal_kl(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
   """KL(q || N(0, I)) for diagonal q: [..., D] -> [...]."""
-  return gaussian_kl(mean, log_variance, jnp.zeros_like(mean),
-                     jnp.zeros_like(log_variance))
+  return gaussian_kl(
+      mean, log_variance, jnp.zeros_like(mean), jnp.zeros_like(log_variance)
+  )
 
 
 def elbo_terms(out) -> dict:
   """Batch means of the per-image sums over views of -log p(x|z) and
   KL(q(z|x) || N(0, I)), from a ``ViewPass``: {"reconstruction", "kl"}."""
-  kl = standard_normal_kl(out.mean, out.log_variance)          # [B, J]
-  return {"reconstruction": out.nll.sum(axis=1).mean(), "kl": kl.sum(axis=1).mean()}
+  kl = standard_normal_kl(out.mean, out.log_variance)  # [B, J]
+  return {
+      "reconstruction": out.nll.sum(axis=1).mean(),
+      "kl": kl.sum(axis=1).mean(),
+  }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +40,17 @@ class VAE(GenerativeMethod):
 
   beta: float = 1.0
 
-  def objective(self, params: dict, model_state: dict, views: jax.Array,
-                rng: jax.Array):
-    out, model_state = self.autoencoder.pass_views(params, model_state, views, rng)
+  def objective(
+      self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
+  ):
+    out, model_state = self.autoencoder.pass_views(
+        params, model_state, views, rng
+    )
     terms = elbo_terms(out)
-    return terms["reconstruction"] + self.beta * terms["kl"], (terms, model_state)
+    return terms["reconstruction"] + self.beta * terms["kl"], (
+        terms,
+        model_state,
+    )
 
 
 def build_vae(config, autoencoder) -> VAE:

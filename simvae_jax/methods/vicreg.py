@@ -23,15 +23,20 @@ def vicreg_terms(embeddings: jax.Array, eps: float = 1e-4) -> dict:
   """Embeddings [B, J, E] (B >= 2, J >= 2) -> dict of the three scalar terms."""
   batch, num_views, dim = embeddings.shape
   first, second = jnp.triu_indices(num_views, k=1)
-  invariance = jnp.mean(jnp.square(embeddings[:, first] - embeddings[:, second]))
+  invariance = jnp.mean(
+      jnp.square(embeddings[:, first] - embeddings[:, second])
+  )
   centred = embeddings - embeddings.mean(axis=0, keepdims=True)
-  variance = jnp.sum(jnp.square(centred), axis=0) / (batch - 1)   # [J, E]
+  variance = jnp.sum(jnp.square(centred), axis=0) / (batch - 1)  # [J, E]
   variance_term = jnp.mean(jax.nn.relu(1.0 - jnp.sqrt(variance + eps)))
   covariance = jnp.einsum("bje,bjf->jef", centred, centred) / (batch - 1)
   off_diagonal = covariance * (1.0 - jnp.eye(dim))
   covariance_term = (2.0 / num_views) * jnp.sum(jnp.square(off_diagonal)) / dim
-  return {"invariance": invariance, "variance": variance_term,
-          "covariance": covariance_term}
+  return {
+      "invariance": invariance,
+      "variance": variance_term,
+      "covariance": covariance_term,
+  }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +47,9 @@ class VICReg(DiscriminativeMethod):
 
   def embedding_loss(self, embeddings: jax.Array):
     terms = vicreg_terms(embeddings)
-    loss = (self.invariance_weight * terms["invariance"]
-            + self.variance_weight * terms["variance"]
-            + self.covariance_weight * terms["covariance"])
+    loss = (
+        self.invariance_weight * terms["invariance"]
+        + self.variance_weight * terms["variance"]
+        + self.covariance_weight * terms["covariance"]
+    )
     return loss, terms

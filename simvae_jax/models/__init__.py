@@ -20,11 +20,17 @@ import jax
 import jax.numpy as jnp
 
 from simvae_jax.models.mlp import MLP, MLPDecoder
-from simvae_jax.models.resnet import (AuthorsResNetDecoder, AuthorsResNetEncoder,
-                                      ResNet18Encoder)
+from simvae_jax.models.resnet import (
+    AuthorsResNetDecoder,
+    AuthorsResNetEncoder,
+    ResNet18Encoder,
+)
 
-ENCODERS = {"mlp": MLP, "resnet_authors": AuthorsResNetEncoder,
-            "resnet18": ResNet18Encoder}
+ENCODERS = {
+    "mlp": MLP,
+    "resnet_authors": AuthorsResNetEncoder,
+    "resnet18": ResNet18Encoder,
+}
 DECODERS = {"mlp": MLPDecoder, "resnet_authors": AuthorsResNetDecoder}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # Constructor fields the registry sets itself rather than the config section.
@@ -33,15 +39,22 @@ _BUILT_IN_FIELDS = ("output_dim", "image_shape", "dtype", "parent", "name")
 
 def hyperparameter_defaults(registry: dict) -> dict:
   """{architecture: {field: default}} of the registry's modules (for configs)."""
-  return {name: {field.name: field.default for field in dataclasses.fields(cls)
-                 if field.name not in _BUILT_IN_FIELDS
-                 and field.default is not dataclasses.MISSING}
-          for name, cls in registry.items()}
+  return {
+      name: {
+          field.name: field.default
+          for field in dataclasses.fields(cls)
+          if field.name not in _BUILT_IN_FIELDS
+          and field.default is not dataclasses.MISSING
+      }
+      for name, cls in registry.items()
+  }
 
 
 def _lookup(registry: dict, kind: str, name: str):
   if name not in registry:
-    raise ValueError(f"Unknown {kind} {name!r}; choose one of {sorted(registry)}")
+    raise ValueError(
+        f"Unknown {kind} {name!r}; choose one of {sorted(registry)}"
+    )
   return registry[name]
 
 
@@ -59,24 +72,32 @@ def make_encoder(model_config, output_dim: int) -> nn.Module:
   """Encoder ``model.encoder`` with ``output_dim`` outputs."""
   name = model_config.encoder
   cls = _lookup(ENCODERS, "encoder", name)
-  return cls(output_dim=output_dim, dtype=dtype_of(model_config),
-             **_section(model_config.get("encoders"), name))
+  return cls(
+      output_dim=output_dim,
+      dtype=dtype_of(model_config),
+      **_section(model_config.get("encoders"), name),
+  )
 
 
 def make_decoder(model_config, image_shape: Sequence[int]) -> nn.Module:
   """Decoder ``model.decoder`` producing images of ``image_shape``."""
   name = model_config.decoder
   cls = _lookup(DECODERS, "decoder", name)
-  return cls(image_shape=tuple(image_shape), dtype=dtype_of(model_config),
-             **_section(model_config.get("decoders"), name))
+  return cls(
+      image_shape=tuple(image_shape),
+      dtype=dtype_of(model_config),
+      **_section(model_config.get("decoders"), name),
+  )
 
 
 def make_head(model_config) -> nn.Module:
   """Projection head / expander of discriminative methods: an MLP from the
   representation to ``head_dim`` features."""
-  return MLP(output_dim=model_config.head_dim,
-             hidden_sizes=tuple(model_config.head_hidden),
-             dtype=dtype_of(model_config))
+  return MLP(
+      output_dim=model_config.head_dim,
+      hidden_sizes=tuple(model_config.head_hidden),
+      dtype=dtype_of(model_config),
+  )
 
 
 def init_network(module: nn.Module, rng: jax.Array, example: jax.Array):
@@ -86,8 +107,9 @@ def init_network(module: nn.Module, rng: jax.Array, example: jax.Array):
   return variables.pop("params"), variables
 
 
-def apply_network(module: nn.Module, params, state, inputs: jax.Array,
-                  train: bool):
+def apply_network(
+    module: nn.Module, params, state, inputs: jax.Array, train: bool
+):
   """Applies ``module``; returns (float32 outputs, new state).
 
   In training (``train=True``) batch statistics are those of ``inputs`` and
@@ -96,7 +118,9 @@ def apply_network(module: nn.Module, params, state, inputs: jax.Array,
   """
   variables = {"params": params, **state}
   if train and state:
-    outputs, state = module.apply(variables, inputs, train=True, mutable=list(state))
+    outputs, state = module.apply(
+        variables, inputs, train=True, mutable=list(state)
+    )
     state = dict(state)
   else:
     outputs = module.apply(variables, inputs, train=train)

@@ -44,11 +44,18 @@ BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
 
 
-def batch_norm(train: bool, dtype: Any, name: str | None = None) -> nn.BatchNorm:
+def batch_norm(
+    train: bool, dtype: Any, name: str | None = None
+) -> nn.BatchNorm:
   """BatchNorm over the global batch (no ``axis_name``: under ``jax.jit`` the
   statistics of a sharded batch are already global)."""
-  return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
-                      epsilon=BATCH_NORM_EPSILON, dtype=dtype, name=name)
+  return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=BATCH_NORM_MOMENTUM,
+      epsilon=BATCH_NORM_EPSILON,
+      dtype=dtype,
+      name=name,
+  )
 
 
 def _max_pool_axis(x: jax.Array, axis: int) -> jax.Array:
@@ -62,13 +69,14 @@ def _max_pool_axis(x: jax.Array, axis: int) -> jax.Array:
   pad = [(0, 0)] * x.ndim
   pad[axis] = (0, 2 * out - size)
   x = jnp.pad(x, pad, constant_values=-jnp.inf)
-  pairs = x.reshape(*x.shape[:axis], out, 2, *x.shape[axis + 1:])
+  pairs = x.reshape(*x.shape[:axis], out, 2, *x.shape[axis + 1 :])
   even = jax.lax.index_in_dim(pairs, 0, axis + 1, keepdims=False)
   odd = jax.lax.index_in_dim(pairs, 1, axis + 1, keepdims=False)
   shift = [(0, 0)] * x.ndim
   shift[axis] = (1, 0)
   previous_odd = jax.lax.slice_in_dim(
-      jnp.pad(odd, shift, constant_values=-jnp.inf), 0, out, axis=axis)
+      jnp.pad(odd, shift, constant_values=-jnp.inf), 0, out, axis=axis
+  )
   return jnp.maximum(jnp.maximum(even, odd), previous_odd)
 
 
@@ -82,8 +90,9 @@ def max_pool_3x3_stride_2(x: jax.Array) -> jax.Array:
   return _max_pool_axis(_max_pool_axis(x, 1), 2)
 
 
-def _output_size(size: int, kernel: int, stride: int, padding: int,
-                 output_padding: int) -> int:
+def _output_size(
+    size: int, kernel: int, stride: int, padding: int, output_padding: int
+) -> int:
   return (size - 1) * stride - 2 * padding + kernel + output_padding
 
 
@@ -110,8 +119,10 @@ def _phase_grid(kernel_size: int, stride: int, padding: int):
 def _interleave(phases: list, stride: int) -> jax.Array:
   """stride**2 row-major phase outputs [N, H, W, C] -> [N, s*H, s*W, C]."""
   batch, height, width, channels = phases[0].shape
-  out = jnp.stack(phases).reshape(stride, stride, batch, height, width, channels)
-  out = out.transpose(2, 3, 0, 4, 1, 5)                     # [N, H, s, W, s, C]
+  out = jnp.stack(phases).reshape(
+      stride, stride, batch, height, width, channels
+  )
+  out = out.transpose(2, 3, 0, 4, 1, 5)  # [N, H, s, W, s, C]
   return out.reshape(batch, height * stride, width * stride, channels)
 
 
@@ -120,16 +131,24 @@ def _transposed_conv_phases(x, kernel, stride: int, padding: int):
   batch, height, width, _ = x.shape
   kernel_size, _, _, out_features = kernel.shape
   phases = []
-  for (taps_y, low_y), (taps_x, low_x) in _phase_grid(kernel_size, stride, padding):
+  for (taps_y, low_y), (taps_x, low_x) in _phase_grid(
+      kernel_size, stride, padding
+  ):
     if not (taps_y and taps_x):
       phases.append(jnp.zeros((batch, height, width, out_features), x.dtype))
       continue
     sub_kernel = kernel[np.asarray(taps_y)][:, np.asarray(taps_x)]
     pad_y = (-low_y, low_y + len(taps_y) - 1)
     pad_x = (-low_x, low_x + len(taps_x) - 1)
-    phases.append(jax.lax.conv_general_dilated(
-        x, sub_kernel, window_strides=(1, 1), padding=(pad_y, pad_x),
-        dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    phases.append(
+        jax.lax.conv_general_dilated(
+            x,
+            sub_kernel,
+            window_strides=(1, 1),
+            padding=(pad_y, pad_x),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+    )
   return _interleave(phases, stride)
 
 
@@ -137,11 +156,14 @@ def _transposed_conv_scatter(x, kernel, stride: int, padding: int):
   """GEMM + col2im form; requires output size == stride * input size."""
   batch, height, width, in_features = x.shape
   kernel_size, _, _, out_features = kernel.shape
-  taps = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)      # [in, k*k*out]
+  taps = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)  # [in, k*k*out]
   contributions = (x.reshape(-1, in_features) @ taps).reshape(
-      batch, height, width, kernel_size, kernel_size, out_features)
+      batch, height, width, kernel_size, kernel_size, out_features
+  )
   phases = []
-  for (taps_y, low_y), (taps_x, low_x) in _phase_grid(kernel_size, stride, padding):
+  for (taps_y, low_y), (taps_x, low_x) in _phase_grid(
+      kernel_size, stride, padding
+  ):
     total = jnp.zeros((batch, height, width, out_features), x.dtype)
     for offset_y, a in enumerate(taps_y, start=low_y):
       for offset_x, b in enumerate(taps_x, start=low_x):
@@ -154,9 +176,12 @@ def _transposed_conv_scatter(x, kernel, stride: int, padding: int):
 def _shift(x: jax.Array, dy: int, dx: int) -> jax.Array:
   """out[:, m, n] = x[:, m + dy, n + dx], zero outside: [N, H, W, C] -> same."""
   _, height, width, _ = x.shape
-  padded = jnp.pad(x, ((0, 0), (max(-dy, 0), max(dy, 0)), (max(-dx, 0), max(dx, 0)),
-                       (0, 0)))
-  return padded[:, max(dy, 0):max(dy, 0) + height, max(dx, 0):max(dx, 0) + width]
+  padded = jnp.pad(
+      x, ((0, 0), (max(-dy, 0), max(dy, 0)), (max(-dx, 0), max(dx, 0)), (0, 0))
+  )
+  return padded[
+      :, max(dy, 0) : max(dy, 0) + height, max(dx, 0) : max(dx, 0) + width
+  ]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -178,8 +203,9 @@ def _cotangent_patches(cotangent, kernel_size: int, stride: int, padding: int):
   batch, out_h, out_w, out_features = cotangent.shape
   height, width = out_h // stride, out_w // stride
   phases = cotangent.reshape(batch, height, stride, width, stride, out_features)
-  patches = [jnp.zeros((batch, height, width, out_features), cotangent.dtype)
-             ] * kernel_size ** 2
+  patches = [
+      jnp.zeros((batch, height, width, out_features), cotangent.dtype)
+  ] * kernel_size**2
   grid = _phase_grid(kernel_size, stride, padding)
   for index, ((taps_y, low_y), (taps_x, low_x)) in enumerate(grid):
     phase = phases[:, :, index // stride, :, index % stride]
@@ -189,39 +215,53 @@ def _cotangent_patches(cotangent, kernel_size: int, stride: int, padding: int):
   return jnp.concatenate(patches, axis=-1)
 
 
-def _transposed_conv_fast_backward(stride, padding, forward, residuals, cotangent):
+def _transposed_conv_fast_backward(
+    stride, padding, forward, residuals, cotangent
+):
   """dx = patches(g) @ W^T and dW = x^T @ patches(g): two matrix products."""
   del forward
   x, kernel = residuals
   kernel_size, _, in_features, out_features = kernel.shape
   patches = _cotangent_patches(cotangent, kernel_size, stride, padding)
   patches = patches.reshape(-1, kernel_size * kernel_size * out_features)
-  taps = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)      # [in, k*k*out]
+  taps = kernel.transpose(2, 0, 1, 3).reshape(in_features, -1)  # [in, k*k*out]
   dx = (patches @ taps.T).reshape(x.shape)
-  dkernel = (x.reshape(-1, in_features).T @ patches).reshape(
-      in_features, kernel_size, kernel_size, out_features).transpose(1, 2, 0, 3)
+  dkernel = (
+      (x.reshape(-1, in_features).T @ patches)
+      .reshape(in_features, kernel_size, kernel_size, out_features)
+      .transpose(1, 2, 0, 3)
+  )
   return dx, dkernel
 
 
-_transposed_conv_fast.defvjp(_transposed_conv_fast_forward,
-                             _transposed_conv_fast_backward)
+_transposed_conv_fast.defvjp(
+    _transposed_conv_fast_forward, _transposed_conv_fast_backward
+)
 
 
-def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
-                    output_padding: int, method: str = "auto") -> jax.Array:
+def transposed_conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int,
+    padding: int,
+    output_padding: int,
+    method: str = "auto",
+) -> jax.Array:
   """PyTorch ``conv_transpose2d`` of x [N, H, W, in] with kernel [k, k, in, out].
 
   Returns [N, H', W', out], H' = (H - 1) * stride - 2 * padding + k + output_padding.
   """
   if method not in TRANSPOSED_CONV_METHODS:
-    raise ValueError(f"Unknown transposed-convolution method {method!r}; choose "
-                     f"one of {TRANSPOSED_CONV_METHODS}")
+    raise ValueError(
+        f"Unknown transposed-convolution method {method!r}; choose "
+        f"one of {TRANSPOSED_CONV_METHODS}"
+    )
   _, height, width, _ = x.shape
   kernel_size = kernel.shape[0]
   out_h = _output_size(height, kernel_size, stride, padding, output_padding)
   out_w = _output_size(width, kernel_size, stride, padding, output_padding)
   if method != "lax" and (out_h, out_w) != (stride * height, stride * width):
-    method = "lax"   # the phase forms interleave equal-sized phases only
+    method = "lax"  # the phase forms interleave equal-sized phases only
   if method == "auto":
     small = height * width <= kernel_size * kernel_size
     forward = "phases" if stride == 1 and not small else "scatter"
@@ -233,8 +273,13 @@ def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
   low = kernel_size - 1 - padding
   # transpose_kernel reads the kernel as the forward convolution's (in <-> out).
   return jax.lax.conv_transpose(
-      x, jnp.swapaxes(kernel, 2, 3), (stride, stride), ((low, low + output_padding),) * 2,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+      x,
+      jnp.swapaxes(kernel, 2, 3),
+      (stride, stride),
+      ((low, low + output_padding),) * 2,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      transpose_kernel=True,
+  )
 
 
 class TransposedConv(nn.Module):
@@ -257,14 +302,24 @@ class TransposedConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     in_features = x.shape[-1]
-    bound = 1.0 / math.sqrt(self.features * self.kernel_size ** 2)
-    uniform = lambda rng, shape: jax.random.uniform(rng, shape, jnp.float32,
-                                                    -bound, bound)
-    kernel = self.param("kernel", uniform, (self.kernel_size, self.kernel_size,
-                                            in_features, self.features))
+    bound = 1.0 / math.sqrt(self.features * self.kernel_size**2)
+    uniform = lambda rng, shape: jax.random.uniform(
+        rng, shape, jnp.float32, -bound, bound
+    )
+    kernel = self.param(
+        "kernel",
+        uniform,
+        (self.kernel_size, self.kernel_size, in_features, self.features),
+    )
     dtype = self.dtype or x.dtype
-    y = transposed_conv(x.astype(dtype), kernel.astype(dtype), self.stride,
-                        self.padding, self.output_padding, self.method)
+    y = transposed_conv(
+        x.astype(dtype),
+        kernel.astype(dtype),
+        self.stride,
+        self.padding,
+        self.output_padding,
+        self.method,
+    )
     if self.use_bias:
       y = y + self.param("bias", uniform, (self.features,)).astype(dtype)
     return y

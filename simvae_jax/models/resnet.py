@@ -23,8 +23,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.models.layers import (TransposedConv, batch_norm,
-                                      max_pool_3x3_stride_2)
+from simvae_jax.models.layers import (
+    TransposedConv,
+    batch_norm,
+    max_pool_3x3_stride_2,
+)
 
 # PyTorch's kaiming_normal_(mode="fan_out", nonlinearity="relu"), which the
 # released code applies to every Conv2d.
@@ -35,21 +38,39 @@ def _torch_uniform(fan_in: int):
   """PyTorch's default initialiser of Linear/Conv weights and biases."""
   bound = 1.0 / math.sqrt(fan_in)
   return lambda rng, shape, dtype=jnp.float32: jax.random.uniform(
-      rng, shape, dtype, -bound, bound)
+      rng, shape, dtype, -bound, bound
+  )
 
 
-def torch_dense(features: int, fan_in: int, dtype: Any, name: str | None = None):
+def torch_dense(
+    features: int, fan_in: int, dtype: Any, name: str | None = None
+):
   """``nn.Linear`` with PyTorch's initialisation."""
   init = _torch_uniform(fan_in)
-  return nn.Dense(features, kernel_init=init, bias_init=init, dtype=dtype, name=name)
+  return nn.Dense(
+      features, kernel_init=init, bias_init=init, dtype=dtype, name=name
+  )
 
 
-def conv(features: int, kernel: int, stride: int, padding: int, dtype: Any,
-         use_bias: bool = False, kernel_init=_conv_init) -> nn.Conv:
+def conv(
+    features: int,
+    kernel: int,
+    stride: int,
+    padding: int,
+    dtype: Any,
+    use_bias: bool = False,
+    kernel_init=_conv_init,
+) -> nn.Conv:
   """``nn.Conv2d`` with explicit symmetric padding."""
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                 padding=((padding, padding), (padding, padding)),
-                 use_bias=use_bias, kernel_init=kernel_init, dtype=dtype)
+  return nn.Conv(
+      features,
+      (kernel, kernel),
+      strides=(stride, stride),
+      padding=((padding, padding), (padding, padding)),
+      use_bias=use_bias,
+      kernel_init=kernel_init,
+      dtype=dtype,
+  )
 
 
 class BasicBlock(nn.Module):
@@ -72,15 +93,23 @@ class BasicBlock(nn.Module):
     return nn.relu(out + x)
 
 
-def residual_stages(x, widths: Sequence[int], strides: Sequence[int],
-                    blocks_per_stage: int, always_project: bool, train: bool,
-                    dtype: Any):
+def residual_stages(
+    x,
+    widths: Sequence[int],
+    strides: Sequence[int],
+    blocks_per_stage: int,
+    always_project: bool,
+    train: bool,
+    dtype: Any,
+):
   """Stages of BasicBlocks; the first block of a stage has the stride and, when
   ``always_project`` (the released code) or its shape changes, a projection."""
   for width, stride in zip(widths, strides):
     for block in range(blocks_per_stage):
       first = block == 0
-      project = first and (always_project or stride != 1 or x.shape[-1] != width)
+      project = first and (
+          always_project or stride != 1 or x.shape[-1] != width
+      )
       x = BasicBlock(width, stride if first else 1, project, dtype)(x, train)
   return x
 
@@ -104,12 +133,26 @@ class AuthorsResNetEncoder(nn.Module):
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     small = images.shape[1] <= 32
     stem_init = _torch_uniform(images.shape[-1] * (3 if small else 4) ** 2)
-    x = conv(self.stem_width, 3 if small else 4, 1, 0, self.dtype, use_bias=small,
-             kernel_init=stem_init)(images)
+    x = conv(
+        self.stem_width,
+        3 if small else 4,
+        1,
+        0,
+        self.dtype,
+        use_bias=small,
+        kernel_init=stem_init,
+    )(images)
     x = max_pool_3x3_stride_2(nn.relu(batch_norm(train, self.dtype)(x)))
     strides = (1,) + (2,) * (len(self.stage_widths) - 1)
-    x = residual_stages(x, self.stage_widths, strides, self.blocks_per_stage,
-                        True, train, self.dtype)
+    x = residual_stages(
+        x,
+        self.stage_widths,
+        strides,
+        self.blocks_per_stage,
+        True,
+        train,
+        self.dtype,
+    )
     x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
     return torch_dense(self.output_dim, x.shape[-1], self.dtype)(x)
 
@@ -131,8 +174,15 @@ class ResNet18Encoder(nn.Module):
     x = conv(self.stage_widths[0], 3, 1, 1, self.dtype)(images)
     x = nn.relu(batch_norm(train, self.dtype)(x))
     strides = (1,) + (2,) * (len(self.stage_widths) - 1)
-    x = residual_stages(x, self.stage_widths, strides, self.blocks_per_stage,
-                        False, train, self.dtype)
+    x = residual_stages(
+        x,
+        self.stage_widths,
+        strides,
+        self.blocks_per_stage,
+        False,
+        train,
+        self.dtype,
+    )
     x = jnp.mean(x, axis=(1, 2))
     return torch_dense(self.output_dim, x.shape[-1], self.dtype)(x)
 
@@ -151,8 +201,9 @@ class DecoderBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     stride, output_padding = (2, 1) if self.upsample else (1, 0)
-    tconv = lambda k, s, p, op: TransposedConv(self.features, k, s, p, op,
-                                               method=self.method, dtype=self.dtype)
+    tconv = lambda k, s, p, op: TransposedConv(
+        self.features, k, s, p, op, method=self.method, dtype=self.dtype
+    )
     out = tconv(3, stride, 1, output_padding)(x)
     out = nn.relu(batch_norm(train, self.dtype)(out))
     out = batch_norm(train, self.dtype)(tconv(3, 1, 1, 0)(out))
@@ -183,14 +234,25 @@ class AuthorsResNetDecoder(nn.Module):
     if height != width or height % scale:
       raise ValueError(
           f"The resnet_authors decoder makes square images whose side is a "
-          f"multiple of {scale}; got images of shape {tuple(self.image_shape)}.")
+          f"multiple of {scale}; got images of shape {tuple(self.image_shape)}."
+      )
     side = height // scale
     block = lambda f, up: DecoderBlock(f, up, self.transposed_conv, self.dtype)
-    x = torch_dense(self.widths[0] * side * side, latents.shape[-1], self.dtype)(latents)
+    x = torch_dense(
+        self.widths[0] * side * side, latents.shape[-1], self.dtype
+    )(latents)
     x = jnp.transpose(x.reshape(-1, self.widths[0], side, side), (0, 2, 3, 1))
     for width, next_width in zip(self.widths[:-1], self.widths[1:]):
       x = block(next_width, True)(block(width, False)(x, train), train)
     for _ in range(2):
       x = block(self.widths[-1], False)(x, train)
-    return TransposedConv(channels, 7, 2, 3, 1, use_bias=True,
-                          method=self.transposed_conv, dtype=self.dtype)(x)
+    return TransposedConv(
+        channels,
+        7,
+        2,
+        3,
+        1,
+        use_bias=True,
+        method=self.transposed_conv,
+        dtype=self.dtype,
+    )(x)
