@@ -7,7 +7,9 @@ from simvae_jax import train
 from conftest import load_repo_config
 
 
-@pytest.mark.parametrize("name", ["digits", "mnist", "fashion_mnist"])
+@pytest.mark.parametrize(
+    "name", ["digits", "mnist", "fashion_mnist", "cifar10"]
+)
 def test_config_is_valid(name):
   config = load_repo_config(name)
   train.validate_config(config)
@@ -44,3 +46,48 @@ def test_quick_variant_is_the_paper_setting_with_a_short_fast_schedule():
   )
   assert quick.num_epochs < paper.num_epochs
   assert quick.optimizer.learning_rate > paper.optimizer.learning_rate
+
+
+def test_cifar10_config_is_the_paper_setting():
+  paper = load_repo_config("cifar10")
+  assert (paper.batch_size, paper.num_views, paper.num_epochs) == (64, 10, 400)
+  assert (paper.model.encoder, paper.model.decoder) == (
+      "resnet_authors",
+      "resnet_authors",
+  )
+  assert paper.model.latent_dim == 64
+  augment = paper.augment
+  assert (
+      tuple(augment.crop_scale) == (0.6, 1.0) and augment.flip == "horizontal"
+  )
+  assert tuple(augment.color_jitter) == (0.8, 0.8, 0.8, 0.2)
+  assert (augment.color_jitter_prob, augment.grayscale_prob) == (0.8, 0.2)
+  likelihood = paper.likelihood
+  assert (likelihood.name, likelihood.log_variance, likelihood.mean_link) == (
+      "gaussian",
+      -4.6,
+      "sigmoid",
+  )
+  assert paper.simvae.prior_variance == 0.15
+  assert (paper.optimizer.name, paper.optimizer.learning_rate) == ("adam", 8e-5)
+  assert paper.optimizer.eps == 1e-4
+
+
+def test_cifar10_variants():
+  authors = load_repo_config("cifar10", "authors")
+  assert authors.num_views == 2 and authors.augment.flip == "vertical"
+  assert (
+      authors.augment.color_jitter_prob,
+      authors.augment.grayscale_prob,
+  ) == (
+      1.0,
+      0.0,
+  )
+  assert load_repo_config("cifar10", "resnet18").model.encoder == "resnet18"
+  paper, quick = load_repo_config("cifar10"), load_repo_config(
+      "cifar10", "quick"
+  )
+  assert quick.num_epochs < paper.num_epochs
+  assert quick.model.encoder == paper.model.encoder
+  with pytest.raises(ValueError, match="quick"):
+    load_repo_config("cifar10", "imagenet")

@@ -300,3 +300,27 @@ def test_stem_bias_before_batchnorm_gets_no_gradient(conv_method):
   assert float(jnp.max(jnp.abs(stem["bias"]))) < 1e-4 * float(
       jnp.max(jnp.abs(stem["kernel"]))
   )
+
+
+@pytest.mark.parametrize("name", ["simvae", "simclr"])
+def test_bfloat16_loss_is_close_to_float32(name):
+  """bfloat16 layers with float32 parameters: the loss on a fixed batch is
+  within 3% of float32 (measured: SimVAE 1.3%, SimCLR 0.1%); parameters and
+  the loss stay float32."""
+  views = jax.random.uniform(jax.random.PRNGKey(1), (16, 3, 8, 8, 1))
+  losses = {}
+  for dtype in ("float32", "bfloat16"):
+    config = tiny_conv_config(method=name, **{"model.dtype": dtype})
+    method = methods.make_method(config, (8, 8, 1))
+    params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+    assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype("float32")}
+    method_state = method.init_method_state(
+        params, state, jax.random.PRNGKey(3)
+    )
+    loss, _ = method.loss(
+        params, state, method_state, views, jax.random.PRNGKey(2)
+    )
+    assert loss.dtype == jnp.float32
+    losses[dtype] = float(loss)
+  assert losses["bfloat16"] != losses["float32"]  # the layers did run in bf16
+  assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=3e-2)

@@ -277,3 +277,50 @@ def test_short_mnist_run_learns(workdir):
       > results["untrained_encoder"]["label"]["knn_acc"]
   )
   assert results["label"]["knn_acc"] > 0.85
+
+
+def test_cifar10_config_runs_end_to_end_on_colour_images(tmp_path):
+  """configs/cifar10.py through the command line at tiny widths: colour views,
+  conv networks with BatchNorm, the npz source with two training parts."""
+  rng = np.random.default_rng(0)
+  parts = []
+  for index, split in enumerate(("train", "train", "test")):
+    path = tmp_path / f"part{index}.npz"
+    images = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8)
+    np.savez(
+        path, **{f"x_{split}": images, f"y_{split}": rng.integers(0, 10, 48)}
+    )
+    parts.append(str(path))
+  workdir = tmp_path / "run"
+  completed = subprocess.run(
+      [
+          sys.executable,
+          "-m",
+          "simvae_jax.main",
+          "--config=configs/cifar10.py:quick",
+          f"--workdir={workdir}",
+          "--config.data.source=npz",
+          f"--config.data.path={','.join(parts)}",
+          "--config.num_steps=3",
+          "--config.batch_size=16",
+          "--config.model.encoders.resnet_authors.stage_widths=(4,8,8)",
+          "--config.model.encoders.resnet_authors.stem_width=8",
+          "--config.model.decoders.resnet_authors.widths=(8,8,8,8)",
+          "--config.eval.probe_epochs=2",
+          "--config.eval.knn_ks=(1,3)",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert "encoder resnet_authors:" in completed.stdout
+  assert "decoder resnet_authors:" in completed.stdout
+  with open(workdir / "eval.json") as file:
+    label = json.load(file)["label"]
+  assert 0.0 <= label["knn_acc"] <= 1.0 and 0.0 < label["recon_mse"] < 1.0
+  grid = matplotlib.image.imread(workdir / "reconstructions.png")
+  assert grid.shape[-1] in (3, 4) and grid.shape[0] * 8 == grid.shape[1] * 2
+  metrics = outputs.read_jsonl(str(workdir / "metrics.jsonl"))
+  assert metrics[-1]["step"] == 3 and np.isfinite(metrics[-1]["loss"])
