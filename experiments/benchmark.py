@@ -14,8 +14,11 @@ different machines can be related.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
@@ -34,6 +37,13 @@ _REPEATS = flags.DEFINE_integer(
 _STEPS = flags.DEFINE_integer("steps_per_repeat", 20, "Steps per timed repeat.")
 _WARMUP = flags.DEFINE_integer(
     "warmup_steps", 5, "Untimed steps after compiling."
+)
+_DEVICES = flags.DEFINE_list(
+    "devices",
+    [],
+    "Device counts to compare, e.g. 1,2,4,8: each runs in its own process with "
+    "that many simulated CPU devices (the batch split over all of them), so "
+    "scaling overheads show up in views/s. Empty: the devices JAX sees.",
 )
 flags.mark_flags_as_required(["config"])
 
@@ -76,8 +86,8 @@ def benchmark(
   compiled = step_fn.lower(state, batch).compile()
   compile_s = time.perf_counter() - started
   for _ in range(warmup_steps):
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
+    state, _ = compiled(state, batch)
+  jax.block_until_ready(state)
   step_times = []
   for _ in range(repeats):
     started = time.perf_counter()
@@ -114,8 +124,41 @@ def benchmark(
   }
 
 
+def run_per_device_count(counts: list[int]) -> list[dict]:
+  """Runs this script once per device count (simulated CPU devices)."""
+  arguments = [a for a in sys.argv[1:] if not a.startswith("--devices")]
+  results = []
+  for count in counts:
+    env = dict(
+        os.environ,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+        JAX_PLATFORMS="cpu",
+    )
+    completed = subprocess.run(
+        [sys.executable, __file__, *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    print(json.dumps(results[-1]), flush=True)
+  return results
+
+
 def main(argv):
   del argv
+  if _DEVICES.value:
+    results = run_per_device_count([int(n) for n in _DEVICES.value])
+    base = results[0]["views_per_s"]
+    print("devices  views/s  relative to the first", flush=True)
+    for result in results:
+      print(
+          f"{result['devices']:7d}  {result['views_per_s']:7.1f}  "
+          f"{result['views_per_s'] / base:.2f}",
+          flush=True,
+      )
+    return
   print(
       json.dumps(
           benchmark(_CONFIG.value, _REPEATS.value, _STEPS.value, _WARMUP.value)

@@ -110,6 +110,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   )
 
   config.log_every = 100
+  # A non-finite loss or gradient stops the run (naming the step and terms);
+  # True skips such updates instead and counts them in metrics.jsonl.
+  config.skip_nonfinite = False
+  # Also write TensorBoard event files (workdir/tensorboard, process 0 only).
+  config.tensorboard = False
   config.checkpoint_every = 1000
   config.max_checkpoints = 3
 

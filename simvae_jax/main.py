@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 import sys
 
-import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from simvae_jax import train
+from simvae_jax import distributed, train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file.", lock_config=True
@@ -31,8 +30,19 @@ _MODE = flags.DEFINE_enum(
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed",
     False,
-    "Call jax.distributed.initialize() first (multi-host "
-    "runs on TPU pods, SLURM or with JAX_COORDINATOR_ADDRESS set).",
+    "Multi-process run: join the other processes first (auto-detected on TPU "
+    "pod slices and SLURM; or give the three flags below).",
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "HOST:PORT of process 0 (implies --distributed).",
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Number of processes (implies --distributed)."
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's index (implies --distributed)."
 )
 _VERBOSE = flags.DEFINE_bool(
     "verbose", False, "Show the full traceback of errors."
@@ -100,8 +110,9 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   try:
-    if _DISTRIBUTED.value:
-      jax.distributed.initialize()
+    explicit = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    if _DISTRIBUTED.value or any(v is not None for v in explicit):
+      distributed.initialize(*explicit)
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _MODE.value)
   except USER_ERRORS as error:
     if _VERBOSE.value:

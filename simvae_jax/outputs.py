@@ -1,13 +1,17 @@
-"""What a run writes into its workdir: metrics.jsonl, image grids, tables."""
+"""What a run writes into its workdir: metrics.jsonl, image grids, tables.
+
+Paths are ``etils.epath`` paths, so a workdir may be a ``gs://`` bucket.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 
 import matplotlib.image
 import numpy as np
+from etils import epath
 
 
 class JsonLinesLog:
@@ -20,31 +24,31 @@ class JsonLinesLog:
   """
 
   def __init__(self, path: str):
-    self.path = path
-    with open(path, "a"):
-      pass
+    self.path = epath.Path(path)
+    if not self.path.exists():
+      self.path.write_text("")
 
   def drop_after(self, step: int) -> None:
     """Removes entries logged after ``step``."""
-    if not os.path.exists(self.path):
-      return
-    with open(self.path) as file:
-      kept = [
-          line
-          for line in file
-          if line.strip() and json.loads(line)["step"] <= step
-      ]
-    with open(self.path, "w") as file:
-      file.writelines(kept)
+    kept = [
+        line
+        for line in self.path.read_text().splitlines(keepends=True)
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
+    self.path.write_text("".join(kept))
 
   def write(self, step: int, record: dict) -> None:
-    with open(self.path, "a") as file:
-      file.write(json.dumps({"step": int(step), **record}) + "\n")
+    line = json.dumps({"step": int(step), **record}) + "\n"
+    if "://" in str(self.path):  # object stores cannot append
+      self.path.write_text(self.path.read_text() + line)
+    else:
+      with self.path.open("a") as file:
+        file.write(line)
 
 
 def read_jsonl(path: str) -> list[dict]:
-  with open(path) as file:
-    return [json.loads(line) for line in file if line.strip()]
+  text = epath.Path(path).read_text()
+  return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def image_grid(rows: list[np.ndarray]) -> np.ndarray:
@@ -54,28 +58,31 @@ def image_grid(rows: list[np.ndarray]) -> np.ndarray:
   )
 
 
-def save_image_grid(
-    path: str, rows: list[np.ndarray], min_size: int = 64
-) -> None:
-  """Saves ``image_grid(rows)`` as a PNG (grayscale if one channel); small
-  images are enlarged (nearest neighbour) to at least ``min_size`` pixels."""
-  grid = np.clip(image_grid(rows), 0.0, 1.0)
-  factor = max(1, min_size // rows[0].shape[1])
-  grid = grid.repeat(factor, axis=0).repeat(factor, axis=1)
-  if grid.shape[-1] == 1:
-    matplotlib.image.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-  else:
-    matplotlib.image.imsave(path, grid)
-
-
-def save_samples(path: str, samples: np.ndarray, per_row: int = 8) -> None:
-  """Saves samples [N, H, W, C] as a grid with ``per_row`` images per row."""
+def samples_grid(samples: np.ndarray, per_row: int = 8) -> np.ndarray:
+  """Samples [N, H, W, C] tiled ``per_row`` to a row: [rows*H, per_row*W, C]."""
   num_rows = math.ceil(len(samples) / per_row)
   padded = np.zeros((num_rows * per_row, *samples.shape[1:]), samples.dtype)
   padded[: len(samples)] = samples
-  save_image_grid(
-      path, list(padded.reshape(num_rows, per_row, *samples.shape[1:]))
-  )
+  return image_grid(list(padded.reshape(num_rows, per_row, *samples.shape[1:])))
+
+
+def save_image(
+    path: str, grid: np.ndarray, tile_size: int, min_size: int = 64
+) -> None:
+  """Saves a grid [H, W, C] in [0, 1] of tiles ``tile_size`` pixels high as
+  PNG (grayscale if one channel); small tiles are enlarged (nearest
+  neighbour) to at least ``min_size`` pixels."""
+  grid = np.clip(grid, 0.0, 1.0)
+  factor = max(1, min_size // tile_size)
+  grid = grid.repeat(factor, axis=0).repeat(factor, axis=1)
+  buffer = io.BytesIO()
+  if grid.shape[-1] == 1:
+    matplotlib.image.imsave(
+        buffer, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0, format="png"
+    )
+  else:
+    matplotlib.image.imsave(buffer, grid, format="png")
+  epath.Path(path).write_bytes(buffer.getvalue())
 
 
 def format_table(header: list[str], rows: list[list]) -> str:

@@ -87,6 +87,7 @@ def train_posthoc_decoder(experiment, params: dict, model_state: dict):
       unit="step",
       mininterval=2.0,
       dynamic_ncols=True,
+      disable=jax.process_index() != 0,
   ):
     batch = sharding.to_global_batch(next(iterator), experiment.mesh)
     decoder_params, decoder_state, opt_state, loss = step(

@@ -43,3 +43,17 @@ def to_global_batch(local_batch: dict, mesh: Mesh) -> dict:
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch
   )
+
+
+def global_array(host_array: np.ndarray, mesh: Mesh) -> jax.Array:
+  """A global array split over the ``data`` axis from an array every process
+  holds in full (e.g. an evaluation batch): each process supplies the rows of
+  its own devices."""
+  return jax.make_array_from_callback(
+      host_array.shape, batch_sharded(mesh), lambda index: host_array[index]
+  )
+
+
+def replicate(value, mesh: Mesh):
+  """A value every process holds (e.g. a PRNG key) as a replicated array."""
+  return jax.device_put(value, replicated(mesh))

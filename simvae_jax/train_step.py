@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from simvae_jax import sharding
@@ -21,6 +22,7 @@ def train_step(
     schedule: optax.Schedule,
     num_views: int,
     augment_config,
+    skip_nonfinite: bool = False,
 ):
   """One update on a global batch.
 
@@ -29,8 +31,11 @@ def train_step(
     batch: {"image": uint8 [B, H, W, C], "label": int32 [B]} sharded over B.
 
   Returns:
-    (new state, metrics): the scalar ``loss``, its terms and the
-    ``learning_rate`` used.
+    (new state, metrics): the scalar ``loss`` and its terms, the
+    ``learning_rate`` used, the global norms ``grad_norm``, ``param_norm`` and
+    ``update_norm``, and ``finite`` (1.0 if the loss and gradients were finite).
+    With ``skip_nonfinite`` a non-finite step leaves the state unchanged but
+    for its step count (its batch is skipped).
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
   augment_rng, loss_rng = jax.random.split(step_rng)
@@ -43,6 +48,8 @@ def train_step(
   )
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  grad_norm = optax.tree.norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   new_state = state.replace(
       step=state.step + 1,
       params=params,
@@ -50,11 +57,21 @@ def train_step(
       opt_state=opt_state,
       method_state=method.after_update(method_state, params),
   )
-  return new_state, {
+  if skip_nonfinite:
+    keep = lambda new, old: jnp.where(finite, new, old)
+    new_state = jax.tree.map(
+        keep, new_state, state.replace(step=state.step + 1)
+    )
+  metrics = {
       "loss": loss,
       **terms,
       "learning_rate": schedule(state.step),
+      "grad_norm": grad_norm,
+      "param_norm": optax.tree.norm(state.params),
+      "update_norm": optax.tree.norm(updates),
+      "finite": finite.astype(jnp.float32),
   }
+  return new_state, metrics
 
 
 def compile_train_step(
@@ -64,6 +81,7 @@ def compile_train_step(
     num_views: int,
     augment_config,
     mesh: jax.sharding.Mesh,
+    skip_nonfinite: bool = False,
 ):
   """``jit`` of ``train_step`` over ``mesh``: batch sharded, state replicated
   and donated, metrics replicated."""
@@ -74,6 +92,7 @@ def compile_train_step(
       schedule=schedule,
       num_views=num_views,
       augment_config=augment_config,
+      skip_nonfinite=skip_nonfinite,
   )
   replicated = sharding.replicated(mesh)
   return jax.jit(

@@ -22,6 +22,8 @@ RESUMABLE_CHANGES = (
     "log_every",
     "checkpoint_every",
     "max_checkpoints",
+    "skip_nonfinite",
+    "tensorboard",
     "eval.",
 )
 

@@ -1,6 +1,9 @@
 """The benchmark measures the real compiled step and reports consistent numbers."""
 
 import importlib.util
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +45,30 @@ def test_benchmark_reports_measured_numbers():
   assert result["fraction_of_matmul"] == pytest.approx(
       result["gflop_per_s"] / result["matmul_gflop_per_s"], abs=2e-3
   )
+
+
+def test_benchmark_compares_device_counts():
+  completed = subprocess.run(
+      [
+          sys.executable,
+          "experiments/benchmark.py",
+          "--config=configs/digits.py",
+          "--config.batch_size=16",
+          "--config.num_views=2",
+          "--devices=1,2",
+          "--repeats=1",
+          "--steps_per_repeat=1",
+          "--warmup_steps=0",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  lines = [
+      json.loads(l) for l in completed.stdout.splitlines() if l.startswith("{")
+  ]
+  assert [line["devices"] for line in lines] == [1, 2]
+  assert all(line["views_per_s"] > 0 for line in lines)
+  assert "relative to the first" in completed.stdout

@@ -75,6 +75,26 @@ def test_process_slices_are_disjoint_and_cover_the_data():
   assert seen[0] | seen[1] == set(range(48))
 
 
+def test_global_batches_do_not_depend_on_the_process_count():
+  source = make_source(50)
+  one = labels_of(pipeline.make_train_dataset(source, 8, seed=3), 18)
+  parts = [
+      labels_of(
+          pipeline.make_train_dataset(
+              source, 8, seed=3, process_index=index, process_count=count
+          ),
+          18,
+      )
+      for count in (2, 4)
+      for index in range(count)
+  ]
+  two = [np.concatenate(batches) for batches in zip(*parts[:2])]
+  four = [np.concatenate(batches) for batches in zip(*parts[2:])]
+  for global_batch, *others in zip(one, two, four):
+    for other in others:
+      np.testing.assert_array_equal(global_batch, other)
+
+
 def test_uneven_process_split_is_an_error():
   with pytest.raises(ValueError, match="not divisible"):
     pipeline.make_train_dataset(

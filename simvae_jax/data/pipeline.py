@@ -24,12 +24,9 @@ def local_batch_size(global_batch_size: int, process_count: int) -> int:
   return global_batch_size // process_count
 
 
-def steps_per_epoch(
-    num_examples: int, global_batch_size: int, process_count: int = 1
-) -> int:
-  """Full batches per epoch for each process's slice (remainder dropped)."""
-  per_process = num_examples // process_count
-  return per_process // local_batch_size(global_batch_size, process_count)
+def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
+  """Full global batches per epoch (the remainder is dropped)."""
+  return num_examples // global_batch_size
 
 
 def _select_image_and_label(record: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -47,12 +44,14 @@ def make_train_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.MapDataset:
-  """Shuffled, batched, repeated grain dataset of this process's slice.
+  """Shuffled, batched, repeated grain dataset of this process's share.
 
   Each element is ``{"image": uint8 [b, H, W, C], "label": int32 [b]}`` with
-  ``b = global_batch_size / process_count``. Shuffling is deterministic in
-  ``seed`` and differs per epoch; each epoch drops its last partial batch.
-  ``num_epochs=None`` repeats forever.
+  ``b = global_batch_size / process_count``. Every process shuffles all
+  examples alike (``seed``; a new permutation each epoch) and reads only its
+  own part of each global batch, so the global batches, and hence the run, do
+  not depend on the number of processes. Each epoch drops its last partial
+  global batch. ``num_epochs=None`` repeats forever.
   """
   process_index = (
       jax.process_index() if process_index is None else process_index
@@ -61,18 +60,21 @@ def make_train_dataset(
       jax.process_count() if process_count is None else process_count
   )
   batch = local_batch_size(global_batch_size, process_count)
-  dataset = grain.MapDataset.source(source)[process_index::process_count]
-  if len(dataset) < batch:
+  global_batches = steps_per_epoch(len(source), global_batch_size)
+  if global_batches == 0:
     raise ValueError(
-        f"Only {len(dataset)} training examples per process, fewer "
-        f"than one batch of {batch}."
+        f"Only {len(source)} training examples, fewer than one batch of "
+        f"{global_batch_size}."
     )
-  return (
-      dataset.shuffle(seed=seed)
+  local_batches = (
+      grain.MapDataset.source(source)
+      .shuffle(seed=seed)
       .map(_select_image_and_label)
       .batch(batch, drop_remainder=True)
-      .repeat(num_epochs)
   )
+  # Local batch k * process_count + p is process p's part of global batch k.
+  mine = local_batches[: global_batches * process_count]
+  return mine[process_index::process_count].repeat(num_epochs)
 
 
 def make_train_iterator(dataset: grain.MapDataset):

@@ -1,61 +1,125 @@
-"""Batched, jitted functions of un-augmented images (networks in inference
-mode): representations and reconstruction error."""
+"""Batched functions of un-augmented images (networks in inference mode):
+representations, reconstructions and reconstruction error, sharded over the
+mesh of all devices (of all processes).
+
+Every process holds the evaluation images; each batch becomes a global array
+split over the ``data`` axis and the results come back replicated, so a
+multi-host run computes representations on all its devices, not on one.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simvae_jax import sharding
 from simvae_jax.data import augment
 from simvae_jax.evaluation.common import map_in_batches
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _represent(method, params, model_state, images, binarize):
+def _represent(method, binarize, params, model_state, images):
   return method.represent(
       params, model_state, augment.preprocess(images, binarize)
   )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _squared_error(method, params, model_state, images, binarize):
+def _reconstruct(method, binarize, params, model_state, images):
+  return method.reconstruct(
+      params, model_state, augment.preprocess(images, binarize)
+  )
+
+
+def _squared_error(method, binarize, params, model_state, images):
   targets = augment.preprocess(images, binarize)
   reconstructions = method.reconstruct(params, model_state, targets)
   return jnp.mean(jnp.square(reconstructions - targets), axis=(1, 2, 3))
 
 
-def compute_representations(
+@functools.lru_cache(maxsize=None)
+def _compiled(fn, method, binarize: bool, mesh: jax.sharding.Mesh):
+  """``fn`` jitted over ``mesh``: networks replicated, images split, results
+  replicated (one program per function, method and mesh)."""
+  replicated = sharding.replicated(mesh)
+  return jax.jit(
+      functools.partial(fn, method, binarize),
+      in_shardings=(replicated, replicated, sharding.batch_sharded(mesh)),
+      out_shardings=replicated,
+  )
+
+
+def map_images(
+    fn,
     method,
     params,
     model_state,
     images: np.ndarray,
     binarize: bool,
+    mesh: jax.sharding.Mesh | None = None,
     batch_size: int = 1000,
 ) -> np.ndarray:
-  """method.represent of uint8 images [N, H, W, C] -> float32 [N, D]."""
+  """``fn(method, binarize, params, model_state, images)`` over uint8 images
+  [N, H, W, C] in batches split over ``mesh`` (default: all devices)."""
+  mesh = sharding.make_mesh() if mesh is None else mesh
+  batch_size = math.ceil(batch_size / mesh.size) * mesh.size
+  compiled = _compiled(fn, method, binarize, mesh)
   return map_in_batches(
-      lambda x: _represent(method, params, model_state, x, binarize),
+      lambda batch: compiled(
+          params, model_state, sharding.global_array(batch, mesh)
+      ),
       images,
       batch_size,
   )
 
 
+def compute_representations(
+    method, params, model_state, images, binarize, mesh=None, batch_size=1000
+) -> np.ndarray:
+  """method.represent of uint8 images [N, H, W, C] -> float32 [N, D]."""
+  return map_images(
+      _represent,
+      method,
+      params,
+      model_state,
+      images,
+      binarize,
+      mesh,
+      batch_size,
+  )
+
+
+def reconstructions(
+    method, params, model_state, images, binarize, mesh=None, batch_size=1000
+) -> np.ndarray:
+  """Reconstructions in [0, 1] of uint8 images [N, H, W, C] -> float32 same."""
+  return map_images(
+      _reconstruct,
+      method,
+      params,
+      model_state,
+      images,
+      binarize,
+      mesh,
+      batch_size,
+  )
+
+
 def reconstruction_mse(
-    method,
-    params,
-    model_state,
-    images: np.ndarray,
-    binarize: bool,
-    batch_size: int = 1000,
+    method, params, model_state, images, binarize, mesh=None, batch_size=1000
 ) -> float:
   """Per-pixel MSE between un-augmented images in [0, 1] and their
   reconstructions, averaged over pixels and images."""
-  errors = map_in_batches(
-      lambda x: _squared_error(method, params, model_state, x, binarize),
+  errors = map_images(
+      _squared_error,
+      method,
+      params,
+      model_state,
       images,
+      binarize,
+      mesh,
       batch_size,
   )
   return float(errors.mean())

@@ -1,0 +1,182 @@
+"""Evaluation of a run's networks on its label task, and its image outputs.
+
+Representations and reconstructions are computed by every process together,
+sharded over all devices; the probes, kNN and clustering then run on process 0
+only, which alone writes ``eval.json``, ``eval_history.jsonl``, the PNG files and
+the console table (other processes get results without metrics).
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+from etils import epath
+
+from simvae_jax import outputs, seeding, sharding
+from simvae_jax.data import sources
+from simvae_jax.evaluation import representations, suite
+
+TABLE_COLUMNS = (
+    "mlp_probe_acc",
+    "linear_probe_acc",
+    "knn_acc",
+    "knn_k",
+    "gmm_acc",
+    "gmm_nmi",
+    "gmm_ari",
+    "recon_mse",
+)
+
+
+def is_main_process() -> bool:
+  return jax.process_index() == 0
+
+
+class Evaluator:
+  """Evaluates parameters on the label task; writes ``eval.json`` (latest) and
+  appends to ``eval_history.jsonl``; prints a table.
+
+  The evaluation splits are read once. With ``eval.compare_untrained`` the same
+  encoder at initialisation is evaluated too (once) as a reference row.
+  """
+
+  def __init__(self, experiment, workdir: str, writer=None):
+    self.experiment, self.writer = experiment, writer
+    self.workdir = epath.Path(workdir)
+    config = experiment.config
+    limit = config.eval.max_train_examples or None
+    self.train_split = sources.read_all(experiment.train_source, limit)
+    self.test_split = sources.read_all(sources.load_source(config.data, "test"))
+    self.history = (
+        outputs.JsonLinesLog(str(self.workdir / "eval_history.jsonl"))
+        if is_main_process()
+        else None
+    )
+    self._untrained = None
+
+  def resume(self, step: int) -> None:
+    """Drops history entries after ``step`` (logged by an interrupted run)."""
+    if self.history is not None:
+      self.history.drop_after(step)
+
+  def _map(self, fn, params, model_state, images):
+    return fn(
+        self.experiment.method,
+        params,
+        model_state,
+        images,
+        self.experiment.config.augment.binarize,
+        self.experiment.mesh,
+    )
+
+  def evaluate_params(
+      self, params, model_state, reconstruction: bool = True
+  ) -> dict:
+    """{"label": metrics} of the networks (inference mode): probes, kNN, GMM and
+    (if ``reconstruction``) the reconstruction MSE; ``{"label": {}}`` on
+    processes other than 0."""
+    config = self.experiment.config
+    (train_x, train_y), (test_x, test_y) = self.train_split, self.test_split
+    represent = representations.compute_representations
+    train_repr = self._map(represent, params, model_state, train_x)
+    test_repr = self._map(represent, params, model_state, test_x)
+    recon_mse = (
+        self._map(
+            representations.reconstruction_mse, params, model_state, test_x
+        )
+        if reconstruction
+        else None
+    )
+    if not is_main_process():
+      return {"label": {}}
+    label = suite.evaluate_task(
+        train_repr, train_y, test_repr, test_y, config.eval, seed=config.seed
+    )
+    if recon_mse is not None:
+      label["recon_mse"] = recon_mse
+    return {"label": label}
+
+  def __call__(
+      self, params, model_state, step: int, final: bool = False
+  ) -> dict:
+    """Evaluates; discriminative methods have a reconstruction error only in the
+    final evaluation, after their post-hoc decoder is trained."""
+    config = self.experiment.config
+    with_decoder = final or self.experiment.method.generative
+    results = {
+        "step": int(step),
+        **self.evaluate_params(params, model_state, with_decoder),
+    }
+    rows = [[f"{config.method} (step {step})", results["label"]]]
+    if config.eval.compare_untrained:
+      if self._untrained is None:
+        untrained = self.experiment.initial_state()
+        self._untrained = self.evaluate_params(
+            untrained.params,
+            untrained.model_state,
+            self.experiment.method.generative,
+        )
+      results["untrained_encoder"] = self._untrained
+      rows.append(["untrained encoder", self._untrained["label"]])
+    if is_main_process():
+      self._write(step, results, rows)
+    return results
+
+  def _write(self, step: int, results: dict, rows: list) -> None:
+    config = self.experiment.config
+    (self.workdir / "eval.json").write_text(json.dumps(results, indent=2))
+    self.history.write(step, {k: v for k, v in results.items() if k != "step"})
+    if self.writer is not None:
+      numbers = {
+          f"eval/{name}": value
+          for name, value in results["label"].items()
+          if isinstance(value, (int, float))
+      }
+      self.writer.write_scalars(step, numbers)
+    table = [
+        [name] + [label.get(c, "-") for c in TABLE_COLUMNS]
+        for name, label in rows
+    ]
+    print(
+        f"\nEvaluation on the {len(self.test_split[1])} {config.data.name} test "
+        f"images (protocol in eval.json):\n"
+        + outputs.format_table(["representation", *TABLE_COLUMNS], table),
+        flush=True,
+    )
+
+  def save_images(self, params, model_state, step: int) -> None:
+    """reconstructions.png (originals above reconstructions; the arrays in
+    reconstructions.npz) and, for generative methods, samples.png; also to
+    the metric writer. Every process computes, process 0 writes."""
+    config, method = self.experiment.config, self.experiment.method
+    images = self.test_split[0][: config.eval.num_images]
+    originals = images.astype(np.float32) / 255.0
+    if config.augment.binarize:
+      originals = (originals > 0.5).astype(np.float32)
+    recon = self._map(
+        representations.reconstructions, params, model_state, images
+    )
+    figures = {"reconstructions": outputs.image_grid([originals, recon])}
+    if method.generative:
+      key = sharding.replicate(
+          seeding.purpose_key(config.seed, "samples"), self.experiment.mesh
+      )
+      samples = np.asarray(
+          jax.jit(method.sample, static_argnums=3)(params, model_state, key, 32)
+      )
+      figures["samples"] = outputs.samples_grid(samples)
+    if not is_main_process():
+      return
+    for name, grid in figures.items():
+      outputs.save_image(
+          str(self.workdir / f"{name}.png"), grid, images.shape[1]
+      )
+    np.savez_compressed(
+        str(self.workdir / "reconstructions.npz"),
+        originals=originals,
+        reconstructions=recon,
+    )
+    if self.writer is not None:
+      self.writer.write_images(step, figures)

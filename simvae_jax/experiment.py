@@ -1,0 +1,154 @@
+"""What a run needs, built once from its config: ``Experiment.from_config``.
+
+The mesh over all devices (of all processes), the training source, the
+method and its networks, the optimiser and schedule, and the number of steps;
+the initial, abstract (shape-only) and compiled pieces are derived from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+from etils import epath
+
+from simvae_jax import (
+    checkpointing,
+    methods,
+    models,
+    optimizers,
+    sharding,
+    train_step,
+)
+from simvae_jax.data import augment, pipeline, sources
+from simvae_jax.train_state import (
+    TrainState,
+    abstract_train_state,
+    init_train_state,
+)
+
+
+def validate_config(config) -> None:
+  """Raises ValueError with a clear message for settings that cannot run."""
+  if config.num_views < 1:
+    raise ValueError(f"num_views (J) must be >= 1, got {config.num_views}")
+  if config.batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {config.batch_size}")
+  if config.num_steps <= 0 and config.num_epochs <= 0:
+    raise ValueError("Set num_steps > 0 or num_epochs > 0.")
+  if config.log_every < 1:
+    raise ValueError(f"log_every must be >= 1, got {config.log_every}")
+  if config.checkpoint_every < 1:
+    raise ValueError(
+        f"checkpoint_every must be >= 1, got {config.checkpoint_every}"
+    )
+  augment.validate_config(config.augment)
+  optimizers.validate_config(config.optimizer)
+
+
+def num_train_steps(config, num_examples: int) -> int:
+  """``num_steps`` if positive, else ``num_epochs`` full epochs of batches."""
+  if config.num_steps > 0:
+    return int(config.num_steps)
+  return int(
+      config.num_epochs
+      * pipeline.steps_per_epoch(num_examples, config.batch_size)
+  )
+
+
+@dataclasses.dataclass
+class Experiment:
+  """What a run needs, built once from the config."""
+
+  config: object
+  mesh: jax.sharding.Mesh
+  train_source: object
+  image_shape: tuple
+  method: object
+  optimizer: object
+  schedule: object
+  total_steps: int  # training steps of the run (0 for the random encoder)
+
+  @classmethod
+  def from_config(cls, config) -> "Experiment":
+    validate_config(config)
+    mesh = sharding.make_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)
+    train_source = sources.load_source(config.data, "train")
+    image_shape = tuple(np.shape(train_source[0]["image"]))
+    augment.check_image_shape(config.augment, image_shape)
+    method = methods.make_method(config, image_shape)
+    total_steps = (
+        num_train_steps(config, len(train_source)) if method.trainable else 0
+    )
+    optimizer, schedule = optimizers.make_optimizer(
+        config.optimizer,
+        total_steps,
+        pipeline.steps_per_epoch(len(train_source), config.batch_size),
+    )
+    return cls(
+        config,
+        mesh,
+        train_source,
+        image_shape,
+        method,
+        optimizer,
+        schedule,
+        total_steps,
+    )
+
+  def train_dataset(self):
+    """This process's shuffled, batched, repeated training dataset (grain)."""
+    return pipeline.make_train_dataset(
+        self.train_source, self.config.batch_size, seed=self.config.seed
+    )
+
+  def initial_state(self, seed: int | None = None) -> TrainState:
+    """The state at step 0 of run ``seed`` (default: the config's)."""
+    seed = self.config.seed if seed is None else seed
+    return init_train_state(
+        self.method, self.optimizer, self.image_shape, seed, self.mesh
+    )
+
+  def abstract_state(self) -> TrainState:
+    """Shapes, dtypes and shardings of the state (checkpoint restore template)."""
+    return abstract_train_state(
+        self.method,
+        self.optimizer,
+        self.image_shape,
+        self.config.seed,
+        self.mesh,
+    )
+
+  def compile_step(self, mesh: jax.sharding.Mesh | None = None):
+    """The jitted train step over ``mesh`` (default: the experiment's)."""
+    return train_step.compile_train_step(
+        self.method,
+        self.optimizer,
+        self.schedule,
+        self.config.num_views,
+        self.config.augment,
+        self.mesh if mesh is None else mesh,
+        skip_nonfinite=self.config.get("skip_nonfinite", False),
+    )
+
+  def parameter_counts(self) -> dict:
+    """{"encoder <name>": count, ...} for each network of the method."""
+    params = self.abstract_state().params
+    names = {
+        "encoder": self.config.model.encoder,
+        "decoder": self.config.model.decoder,
+        "head": "mlp",
+    }
+    return {
+        f"{part} {names[part]}": models.count_parameters(params[part])
+        for part in params
+    }
+
+  def checkpointer(self, workdir: str) -> checkpointing.Checkpointer:
+    return checkpointing.Checkpointer(
+        str(epath.Path(workdir) / "checkpoints"),
+        self.config.checkpoint_every,
+        self.config.max_checkpoints,
+    )

@@ -1,0 +1,211 @@
+"""Faults: non-finite steps, SIGTERM, unreadable checkpoints; determinism and
+the TensorBoard writer."""
+
+import dataclasses
+import os
+import pathlib
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simvae_jax import outputs, train
+from simvae_jax.data import sources
+from simvae_jax.train import Experiment
+
+from conftest import REPO, load_repo_config, tiny_digits_config
+
+NAN_STEP = 3  # the step whose batch is all black
+
+
+@dataclasses.dataclass(frozen=True)
+class NaNOnBlackBatch:
+  """Wraps a method: its loss is NaN on a batch of all-black images."""
+
+  inner: object
+
+  def __getattr__(self, name):
+    return getattr(self.inner, name)
+
+  def loss(self, params, model_state, method_state, views, rng):
+    loss, aux = self.inner.loss(params, model_state, method_state, views, rng)
+    return jnp.where(jnp.max(views) == 0, jnp.nan, loss), aux
+
+
+def experiment_with_a_nan_batch(**overrides):
+  """Digits in a fixed order (no shuffle) with batch NAN_STEP all black."""
+  config = tiny_digits_config(
+      batch_size=32, num_steps=8, log_every=4, checkpoint_every=2, **overrides
+  )
+  experiment = Experiment.from_config(config)
+  images, labels = sources.read_all(experiment.train_source)
+  images = images.copy()
+  first = (NAN_STEP - 1) * 32
+  images[first : first + 32] = 0
+  ordered = sources.ArraySource(images, labels)
+  experiment.train_dataset = lambda: (
+      grain.MapDataset.source(ordered)
+      .map(lambda r: {"image": r["image"], "label": np.int32(r["label"])})
+      .batch(32, drop_remainder=True)
+      .repeat()
+  )
+  experiment.method = NaNOnBlackBatch(experiment.method)
+  return experiment
+
+
+def test_nonfinite_step_stops_the_run_naming_it(workdir):
+  experiment = experiment_with_a_nan_batch()
+  with pytest.raises(train.NonFiniteError) as error:
+    train.train(experiment, workdir)
+  message = str(error.value)
+  assert f"at step {NAN_STEP}" in message and "loss" in message
+  assert "last good checkpoint is step 2" in message
+  assert "skip_nonfinite" in message
+  # Nothing was saved after the bad step (checks run before every save).
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2"]
+
+
+def test_skip_nonfinite_skips_the_update_and_counts_it(workdir):
+  experiment = experiment_with_a_nan_batch(skip_nonfinite=True)
+  state = train.train(experiment, workdir)
+  assert int(state.step) == 8
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
+  metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert [m["step"] for m in metrics] == [4, 8]
+  assert [m["nonfinite_steps"] for m in metrics] == [1, 0]
+  assert {"grad_norm", "param_norm", "update_norm", "learning_rate"} <= set(
+      metrics[0]
+  )
+
+
+def run_digits(workdir, steps=1500, extra=()):
+  return [
+      sys.executable,
+      "-m",
+      "simvae_jax.main",
+      "--config=configs/digits.py",
+      f"--workdir={workdir}",
+      f"--config.num_steps={steps}",
+      "--config.checkpoint_every=100",
+      "--config.log_every=100",
+      "--config.eval.max_train_examples=200",
+      "--config.eval.compare_untrained=False",
+      *extra,
+  ]
+
+
+def straight_run(tmp_path, steps=1500):
+  config = load_repo_config("digits")
+  config.num_steps, config.checkpoint_every, config.log_every = steps, 100, 100
+  workdir = tmp_path / "straight"
+  return train.train(Experiment.from_config(config), str(workdir)), workdir
+
+
+def params_equal(a, b):
+  return all(
+      np.array_equal(np.asarray(x), np.asarray(y))
+      for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
+
+
+def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
+  workdir = tmp_path / "preempted"
+  process = subprocess.Popen(
+      run_digits(workdir),
+      cwd=REPO,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+  deadline = time.time() + 300
+  while not (workdir / "checkpoints" / "100").exists():
+    assert process.poll() is None and time.time() < deadline, "no checkpoint"
+    time.sleep(0.05)
+  process.send_signal(signal.SIGTERM)
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr[-3000:]
+  assert "SIGTERM received: stopped after step" in stdout
+  assert "Re-run the same command" in stdout
+  stopped = int(stdout.split("stopped after step ")[1].split()[0])
+  assert 100 <= stopped < 1500
+  assert (workdir / "checkpoints" / str(stopped)).exists()
+  assert not (workdir / "eval.json").exists()  # no evaluation of a partial run
+
+  resumed = subprocess.run(
+      run_digits(workdir), cwd=REPO, capture_output=True, text=True, timeout=600
+  )
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  straight, straight_dir = straight_run(tmp_path)
+  config = load_repo_config("digits")
+  config.num_steps, config.checkpoint_every, config.log_every = 1500, 100, 100
+  final = train.restore_latest(Experiment.from_config(config), str(workdir))
+  assert params_equal(straight.params, final.params)
+  assert outputs.read_jsonl(str(straight_dir / "metrics.jsonl")) == (
+      outputs.read_jsonl(str(workdir / "metrics.jsonl"))
+  )
+
+
+def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+  config = tiny_digits_config(num_steps=8, checkpoint_every=4)
+  workdir = tmp_path / "run"
+  straight = train.train(Experiment.from_config(config), str(tmp_path / "ok"))
+  train.train(Experiment.from_config(config), str(workdir))
+  latest = workdir / "checkpoints" / "8"
+  for path in latest.rglob("*"):  # corrupt every file of step 8
+    if path.is_file() and path.stat().st_size > 0:
+      path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+  resumed = train.train(Experiment.from_config(config), str(workdir))
+  assert int(resumed.step) == 8
+  assert params_equal(straight.params, resumed.params)
+  assert (
+      workdir / "checkpoints" / "8.unreadable"
+  ).is_dir()  # kept, not deleted
+  assert (workdir / "checkpoints" / "8").is_dir()  # written again
+
+
+def test_same_config_and_seed_give_bitwise_identical_metrics(tmp_path):
+  config = tiny_digits_config(num_steps=12, log_every=3)
+  for name in ("first", "second"):
+    train.train(Experiment.from_config(config), str(tmp_path / name))
+  first = (tmp_path / "first" / "metrics.jsonl").read_text()
+  assert first and first == (tmp_path / "second" / "metrics.jsonl").read_text()
+
+
+def read_event_tags(directory) -> set:
+  """Scalar and image tags in TensorBoard event files (TFRecord framing:
+  length, crc, Event proto, crc)."""
+  from tensorboardX.proto import event_pb2
+
+  tags = set()
+  for path in directory.glob("events.out.tfevents.*"):
+    data = path.read_bytes()
+    offset = 0
+    while offset < len(data):
+      (length,) = struct.unpack("<Q", data[offset : offset + 8])
+      event = event_pb2.Event.FromString(
+          data[offset + 12 : offset + 12 + length]
+      )
+      tags |= {value.tag for value in event.summary.value}
+      offset += 12 + length + 4
+  return tags
+
+
+def test_tensorboard_writer_logs_scalars_and_images(workdir):
+  pytest.importorskip("tensorboardX")
+  config = tiny_digits_config(
+      num_steps=4, log_every=2, tensorboard=True, **{"eval.probe_epochs": 2}
+  )
+  train.train_and_evaluate(config, workdir)
+  tags = read_event_tags(pathlib.Path(workdir) / "tensorboard")
+  assert {"loss", "learning_rate", "grad_norm", "param_norm"} <= tags
+  assert {"reconstructions", "samples", "eval/knn_acc"} <= tags
+  # metrics.jsonl keeps its contract: training scalars only.
+  metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert [m["step"] for m in metrics] == [2, 4]

@@ -1,0 +1,153 @@
+"""Multi-host runs for real: 2 processes x 4 CPU devices on loopback (gloo
+collectives), killed mid-run and resumed, equal a 1-process 8-device run."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from simvae_jax import outputs, train
+from simvae_jax.train import Experiment
+
+from conftest import REPO, load_repo_config
+
+STEPS, CHECKPOINT_EVERY = 12, 4
+
+
+def free_port() -> int:
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    return probe.getsockname()[1]
+
+
+def overrides(method):
+  return [
+      f"--config.method={method}",
+      f"--config.num_steps={STEPS}",
+      f"--config.checkpoint_every={CHECKPOINT_EVERY}",
+      "--config.log_every=2",
+      "--config.batch_size=32",
+      "--config.eval.probe_epochs=1",
+      "--config.eval.compare_untrained=False",
+      "--config.posthoc_decoder.num_steps=4",
+  ]
+
+
+def launch(workdir, method, devices, process=None, port=None):
+  command = [
+      sys.executable,
+      "-m",
+      "simvae_jax.main",
+      "--config=configs/digits.py",
+      f"--workdir={workdir}",
+      *overrides(method),
+  ]
+  if process is not None:
+    command += [
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={process}",
+    ]
+  env = dict(
+      os.environ,
+      JAX_PLATFORMS="cpu",
+      XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+  )
+  return subprocess.Popen(
+      command,
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+
+
+def finish(processes):
+  results = [p.communicate(timeout=600) for p in processes]
+  for process, (_, stderr) in zip(processes, results):
+    assert process.returncode == 0, stderr[-3000:]
+  return results
+
+
+def final_params(workdir, method):
+  config = load_repo_config("digits")
+  config.method, config.num_steps, config.batch_size = method, STEPS, 32
+  config.checkpoint_every = CHECKPOINT_EVERY
+  # One device here: the checkpoint is resharded onto it.
+  state = train.restore_latest(Experiment.from_config(config), str(workdir))
+  return jax.device_get(state.params)
+
+
+@pytest.fixture(scope="module", params=["simvae", "simclr"])
+def runs(request, tmp_path_factory):
+  method = request.param
+  root = tmp_path_factory.mktemp(f"multihost_{method}")
+  single = launch(root / "single", method, devices=8)
+  # Two processes, killed together after the first checkpoint...
+  port = free_port()
+  pair = [launch(root / "multi", method, 4, i, port) for i in range(2)]
+  deadline = time.time() + 300
+  while not (root / "multi" / "checkpoints" / str(CHECKPOINT_EVERY)).exists():
+    assert all(p.poll() is None for p in pair), pair[0].stderr.read()[-3000:]
+    assert time.time() < deadline
+    time.sleep(0.05)
+  for process in pair:
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  killed_at = sorted(os.listdir(root / "multi" / "checkpoints"))
+  # ... then restarted with the same command: they resume and finish.
+  port = free_port()
+  pair = [launch(root / "multi", method, 4, i, port) for i in range(2)]
+  (multi_out, _), (other_out, _) = finish(pair)
+  finish([single])
+  return dict(
+      root=root,
+      method=method,
+      killed_at=killed_at,
+      multi_out=multi_out,
+      other_out=other_out,
+  )
+
+
+def test_the_run_was_killed_before_it_finished(runs):
+  assert str(STEPS) not in runs["killed_at"]
+
+
+def test_losses_equal_the_single_process_run(runs):
+  single = outputs.read_jsonl(str(runs["root"] / "single" / "metrics.jsonl"))
+  multi = outputs.read_jsonl(str(runs["root"] / "multi" / "metrics.jsonl"))
+  assert (
+      [m["step"] for m in multi]
+      == [m["step"] for m in single]
+      == list(range(2, STEPS + 1, 2))
+  )
+  for one, two in zip(single, multi):
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+
+
+def test_final_parameters_equal_the_single_process_run(runs):
+  single = final_params(runs["root"] / "single", runs["method"])
+  multi = final_params(runs["root"] / "multi", runs["method"])
+  for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(multi)):
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_only_process_0_writes_and_prints(runs):
+  assert "Evaluation on the" in runs["multi_out"]
+  assert "Evaluation on the" not in runs["other_out"]
+  assert "parameters" not in runs["other_out"]
+  with open(runs["root"] / "multi" / "eval.json") as file:
+    assert 0.0 <= json.load(file)["label"]["knn_acc"] <= 1.0
+  # Each process saved its own data-iterator position.
+  step_dir = runs["root"] / "multi" / "checkpoints" / str(STEPS) / "data"
+  assert {"process_0-of-2.json", "process_1-of-2.json"} <= set(
+      os.listdir(step_dir)
+  )
