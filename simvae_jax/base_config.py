@@ -134,6 +134,20 @@ def get_base_config() -> ml_collections.ConfigDict:
           num_images=8,  # test images in reconstructions.png
       )
   )
+  # FID of reconstructions and samples against the test set (final evaluation).
+  # Features: Inception pool3 if inception_weights (a converted pytorch-fid
+  # .npz) is set, else a classifier trained on the dataset's labels (cached;
+  # its FIDs compare runs with each other, not with published Inception FIDs).
+  config.fid = ml_collections.ConfigDict(
+      dict(
+          enabled=False,
+          num_images=10000,
+          inception_weights="",
+          classifier_epochs=3,
+          classifier_max_examples=20000,
+          cache_dir="~/.cache/simvae_jax/fid",
+      )
+  )
   return config
 
 

@@ -16,7 +16,7 @@ from etils import epath
 
 from simvae_jax import outputs, seeding, sharding
 from simvae_jax.data import sources
-from simvae_jax.evaluation import representations, suite
+from simvae_jax.evaluation import fid, fid_features, representations, suite
 
 TABLE_COLUMNS = (
     "mlp_probe_acc",
@@ -55,6 +55,7 @@ class Evaluator:
         else None
     )
     self._untrained = None
+    self._extractor = None
 
   def resume(self, step: int) -> None:
     """Drops history entries after ``step`` (logged by an interrupted run)."""
@@ -110,6 +111,8 @@ class Evaluator:
         **self.evaluate_params(params, model_state, with_decoder),
     }
     rows = [[f"{config.method} (step {step})", results["label"]]]
+    if final and config.fid.enabled:
+      results["fid"] = self.evaluate_fid(params, model_state)
     if config.eval.compare_untrained:
       if self._untrained is None:
         untrained = self.experiment.initial_state()
@@ -124,6 +127,61 @@ class Evaluator:
       self._write(step, results, rows)
     return results
 
+  def _originals(self, images: np.ndarray) -> np.ndarray:
+    """uint8 images as the networks see them: float in [0, 1] (binarised if
+    the config binarises)."""
+    originals = images.astype(np.float32) / 255.0
+    if self.experiment.config.augment.binarize:
+      originals = (originals > 0.5).astype(np.float32)
+    return originals
+
+  def _samples(self, params, model_state, count: int, batch_size: int = 500):
+    """``count`` decoded prior samples [count, H, W, C] (generative methods)."""
+    sample = jax.jit(self.experiment.method.sample, static_argnums=3)
+    key = seeding.purpose_key(self.experiment.config.seed, "fid_samples")
+    batches = []
+    for index in range(0, count, batch_size):
+      batch_key = sharding.replicate(
+          jax.random.fold_in(key, index), self.experiment.mesh
+      )
+      batches.append(
+          np.asarray(sample(params, model_state, batch_key, batch_size))
+      )
+    return np.concatenate(batches)[:count]
+
+  def evaluate_fid(self, params, model_state) -> dict | None:
+    """FID of reconstructions of the first ``fid.num_images`` test images and
+    (generative methods) of as many prior samples, against those test images;
+    ``features`` names the feature extractor. None on processes other than 0."""
+    config = self.experiment.config
+    count = min(config.fid.num_images, len(self.test_split[0]))
+    images = self.test_split[0][:count]
+    recon = self._map(
+        representations.reconstructions, params, model_state, images
+    )
+    samples = (
+        self._samples(params, model_state, count)
+        if self.experiment.method.generative
+        else None
+    )
+    if not is_main_process():
+      return None
+    if self._extractor is None:
+      self._extractor = fid_features.make_extractor(
+          config.fid, config.data.name, *self.train_split
+      )
+    name, extract = self._extractor
+    real = extract(self._originals(images))
+    result = {
+        "features": name,
+        "comparable_to_inception_fid": name == fid_features.INCEPTION,
+        "num_images": int(count),
+        "reconstructions": fid.fid_from_features(real, extract(recon)),
+    }
+    if samples is not None:
+      result["samples"] = fid.fid_from_features(real, extract(samples))
+    return result
+
   def _write(self, step: int, results: dict, rows: list) -> None:
     config = self.experiment.config
     (self.workdir / "eval.json").write_text(json.dumps(results, indent=2))
@@ -134,6 +192,9 @@ class Evaluator:
           for name, value in results["label"].items()
           if isinstance(value, (int, float))
       }
+      for name in ("reconstructions", "samples"):
+        if name in (results.get("fid") or {}):
+          numbers[f"eval/fid_{name}"] = results["fid"][name]
       self.writer.write_scalars(step, numbers)
     table = [
         [name] + [label.get(c, "-") for c in TABLE_COLUMNS]
@@ -152,9 +213,7 @@ class Evaluator:
     the metric writer. Every process computes, process 0 writes."""
     config, method = self.experiment.config, self.experiment.method
     images = self.test_split[0][: config.eval.num_images]
-    originals = images.astype(np.float32) / 255.0
-    if config.augment.binarize:
-      originals = (originals > 0.5).astype(np.float32)
+    originals = self._originals(images)
     recon = self._map(
         representations.reconstructions, params, model_state, images
     )

@@ -25,6 +25,7 @@ RESUMABLE_CHANGES = (
     "skip_nonfinite",
     "tensorboard",
     "eval.",
+    "fid.",
 )
 
 
