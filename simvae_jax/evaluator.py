@@ -1,9 +1,12 @@
-"""Evaluation of a run's networks on its label task, and its image outputs.
+"""Evaluation of a run's networks on its label task (and ``eval.tasks``), and
+its image outputs.
 
-Representations and reconstructions are computed by every process together,
-sharded over all devices; the probes, kNN and clustering then run on process 0
-only, which alone writes ``eval.json``, ``eval_history.jsonl``, the PNG files and
-the console table (other processes get results without metrics).
+The splits are streamed from their sources batch by batch (only labels and
+attributes are held in memory), and representations and reconstructions are
+computed by every process together, sharded over all devices; the probes, kNN
+and clustering then run on process 0 only, which alone writes ``eval.json``,
+``eval_history.jsonl``, the PNG files and the console table (other processes
+get results without metrics).
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from etils import epath
 
 from simvae_jax import outputs, seeding, sharding
 from simvae_jax.data import sources
-from simvae_jax.evaluation import fid, fid_features, representations, suite
+from simvae_jax.evaluation import (
+    fid,
+    fid_features,
+    representations,
+    suite,
+    tasks,
+)
 
 TABLE_COLUMNS = (
     "mlp_probe_acc",
@@ -47,8 +56,12 @@ class Evaluator:
     self.workdir = epath.Path(workdir)
     config = experiment.config
     limit = config.eval.max_train_examples or None
-    self.train_split = sources.read_all(experiment.train_source, limit)
-    self.test_split = sources.read_all(sources.load_source(config.data, "test"))
+    self.train_source = sources.head(experiment.train_source, limit)
+    self.test_source = sources.load_source(config.data, "test")
+    self.train_targets = sources.targets(self.train_source)
+    self.test_targets = sources.targets(self.test_source)
+    self.attribute_names = sources.attribute_names(self.test_source)
+    self.tasks = tasks.make_tasks(config.eval.tasks)
     self.history = (
         outputs.JsonLinesLog(str(self.workdir / "eval_history.jsonl"))
         if is_main_process()
@@ -75,17 +88,20 @@ class Evaluator:
   def evaluate_params(
       self, params, model_state, reconstruction: bool = True
   ) -> dict:
-    """{"label": metrics} of the networks (inference mode): probes, kNN, GMM and
-    (if ``reconstruction``) the reconstruction MSE; ``{"label": {}}`` on
-    processes other than 0."""
+    """{"label": metrics, "tasks": {...}} of the networks (inference mode):
+    probes, kNN, GMM and (if ``reconstruction``) the reconstruction MSE on the
+    label; probes, kNN and the majority baseline on each of ``eval.tasks``.
+    ``{"label": {}}`` on processes other than 0."""
     config = self.experiment.config
-    (train_x, train_y), (test_x, test_y) = self.train_split, self.test_split
     represent = representations.compute_representations
-    train_repr = self._map(represent, params, model_state, train_x)
-    test_repr = self._map(represent, params, model_state, test_x)
+    train_repr = self._map(represent, params, model_state, self.train_source)
+    test_repr = self._map(represent, params, model_state, self.test_source)
     recon_mse = (
         self._map(
-            representations.reconstruction_mse, params, model_state, test_x
+            representations.reconstruction_mse,
+            params,
+            model_state,
+            self.test_source,
         )
         if reconstruction
         else None
@@ -93,11 +109,28 @@ class Evaluator:
     if not is_main_process():
       return {"label": {}}
     label = suite.evaluate_task(
-        train_repr, train_y, test_repr, test_y, config.eval, seed=config.seed
+        train_repr,
+        self.train_targets["label"],
+        test_repr,
+        self.test_targets["label"],
+        config.eval,
+        seed=config.seed,
     )
     if recon_mse is not None:
       label["recon_mse"] = recon_mse
-    return {"label": label}
+    results = {"label": label}
+    if self.tasks:
+      results["tasks"] = tasks.evaluate_tasks(
+          self.tasks,
+          train_repr,
+          self.train_targets,
+          test_repr,
+          self.test_targets,
+          self.attribute_names,
+          config.eval,
+          config.seed,
+      )
+    return results
 
   def __call__(
       self, params, model_state, step: int, final: bool = False
@@ -154,8 +187,8 @@ class Evaluator:
     (generative methods) of as many prior samples, against those test images;
     ``features`` names the feature extractor. None on processes other than 0."""
     config = self.experiment.config
-    count = min(config.fid.num_images, len(self.test_split[0]))
-    images = self.test_split[0][:count]
+    count = min(config.fid.num_images, len(self.test_source))
+    images = sources.read_images(self.test_source, 0, count)
     recon = self._map(
         representations.reconstructions, params, model_state, images
     )
@@ -168,7 +201,12 @@ class Evaluator:
       return None
     if self._extractor is None:
       self._extractor = fid_features.make_extractor(
-          config.fid, config.data.name, *self.train_split
+          config.fid,
+          config.data.name,
+          *sources.read_all(
+              self.experiment.train_source,
+              config.fid.classifier_max_examples or None,
+          ),
       )
     name, extract = self._extractor
     real = extract(self._originals(images))
@@ -201,7 +239,7 @@ class Evaluator:
         for name, label in rows
     ]
     print(
-        f"\nEvaluation on the {len(self.test_split[1])} {config.data.name} test "
+        f"\nEvaluation on the {len(self.test_source)} {config.data.name} test "
         f"images (protocol in eval.json):\n"
         + outputs.format_table(["representation", *TABLE_COLUMNS], table),
         flush=True,
@@ -212,7 +250,7 @@ class Evaluator:
     reconstructions.npz) and, for generative methods, samples.png; also to
     the metric writer. Every process computes, process 0 writes."""
     config, method = self.experiment.config, self.experiment.method
-    images = self.test_split[0][: config.eval.num_images]
+    images = sources.read_images(self.test_source, 0, config.eval.num_images)
     originals = self._originals(images)
     recon = self._map(
         representations.reconstructions, params, model_state, images

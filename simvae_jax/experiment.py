@@ -22,6 +22,7 @@ from simvae_jax import (
     train_step,
 )
 from simvae_jax.data import augment, pipeline, sources
+from simvae_jax.evaluation import tasks
 from simvae_jax.train_state import (
     TrainState,
     abstract_train_state,
@@ -45,6 +46,7 @@ def validate_config(config) -> None:
     )
   augment.validate_config(config.augment)
   optimizers.validate_config(config.optimizer)
+  tasks.make_tasks(config.eval.tasks)
 
 
 def num_train_steps(config, num_examples: int) -> int:

@@ -1,6 +1,6 @@
 """Random-access data sources yielding ``{"image": uint8 [H, W, C], "label": int}``.
 
-Three sources are chosen by ``config.data.source``:
+Four sources are chosen by ``config.data.source``:
 
 * ``digits``: scikit-learn's bundled 8x8 handwritten digits (no download), split
   deterministically 80/20 into train/test.
@@ -9,8 +9,14 @@ Three sources are chosen by ``config.data.source``:
   several comma-separated files are concatenated (see ``npz.py``).
 * ``tfds``: ``tfds.data_source`` over a prepared TFDS dataset (mnist, fashion_mnist,
   cifar10, celeb_a); this is what users with a network use.
+* ``celeba_folder``: CelebA's standard distribution in a folder (``celeba.py``).
 
 Every source is a sequence (``__len__`` / ``__getitem__``) that grain can read.
+``targets(source)`` gives a split's labels (and attributes, where the dataset
+has them) without decoding images; ``read_images`` reads a range of images, so
+evaluation can stream a split instead of holding it in memory. tfds's celeb_a
+and the CelebA folder are centre-cropped (``data.center_crop``) and resized
+(``data.image_size``) on the host.
 ``data.train_subset > 0`` keeps a fixed random subset of that many training
 examples (the same for every run seed).
 """
@@ -22,9 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from simvae_jax.data import npz
+from simvae_jax.data import celeba, npz
 
-SOURCES = ("digits", "npz", "tfds")
+SOURCES = ("digits", "npz", "tfds", "celeba_folder")
 SPLITS = ("train", "test")
 
 # Label used for each TFDS dataset; CelebA has attributes instead of a class label.
@@ -38,10 +44,13 @@ _TFDS_LABEL_KEYS = {
 
 @dataclasses.dataclass(frozen=True)
 class ArraySource:
-  """In-memory source over uint8 images ``[N, H, W, C]`` and int labels ``[N]``."""
+  """In-memory source over uint8 images ``[N, H, W, C]`` and int labels ``[N]``
+  (and optionally attributes ``[N, A]`` in {0, 1} with their names)."""
 
   images: np.ndarray
   labels: np.ndarray
+  attributes: np.ndarray | None = None
+  attribute_names: tuple[str, ...] = ()
 
   def __post_init__(self):
     if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -60,6 +69,12 @@ class ArraySource:
   def __getitem__(self, index: int) -> dict[str, Any]:
     return {"image": self.images[index], "label": self.labels[index]}
 
+  def targets(self) -> dict[str, np.ndarray]:
+    targets = {"label": self.labels}
+    if self.attributes is not None:
+      targets["attributes"] = self.attributes
+    return targets
+
 
 class TfdsSource:
   """Wraps ``tfds.data_source`` so elements are ``{"image", "label"}``.
@@ -70,7 +85,13 @@ class TfdsSource:
   """
 
   def __init__(
-      self, name: str, split: str, data_dir: str | None, download: bool
+      self,
+      name: str,
+      split: str,
+      data_dir: str | None,
+      download: bool,
+      center_crop: int = 0,
+      image_size: int = 0,
   ):
     if name not in _TFDS_LABEL_KEYS:
       raise ValueError(
@@ -97,19 +118,67 @@ class TfdsSource:
           f"(python -m simvae_jax.data.export writes such a file)."
       ) from error
     self._label_path = _TFDS_LABEL_KEYS[name].split("/")
+    self._arguments = (name, split, data_dir)
+    self.crop, self.size = center_crop, image_size
+    features = getattr(self._source, "dataset_info", None)
+    attributes = (
+        features.features["attributes"]
+        if (features is not None and "attributes" in features.features)
+        else None
+    )
+    self.attribute_names = tuple(attributes.keys()) if attributes else ()
 
   def __len__(self) -> int:
     return len(self._source)
 
+  def _label(self, record) -> np.int32:
+    for key in self._label_path:
+      record = record[key]
+    return np.int32(record)
+
   def __getitem__(self, index: int) -> dict[str, Any]:
     record = self._source[index]
-    label = record
-    for key in self._label_path:
-      label = label[key]
     image = np.asarray(record["image"], dtype=np.uint8)
     if image.ndim == 2:
       image = image[..., None]
-    return {"image": image, "label": np.int32(label)}
+    if self.crop or self.size:
+      image = celeba.center_crop_and_resize(image, self.crop, self.size)
+    return {"image": image, "label": self._label(record)}
+
+  def _records_without_images(self):
+    """The records with undecoded images, or with decoded ones where tfds
+    cannot skip decoding (it needs TensorFlow for that)."""
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+    name, split, data_dir = self._arguments
+    try:
+      records = tfds.data_source(
+          name,
+          split=split,
+          data_dir=data_dir,
+          download=False,
+          decoders={"image": tfds.decode.SkipDecoding()},
+      )
+      records[0]
+      return records
+    except ImportError:
+      return self._source
+
+  def targets(self) -> dict[str, np.ndarray]:
+    """Labels (and attributes) of every record, images not decoded."""
+    records = self._records_without_images()
+    labels, attributes = [], []
+    for index in range(len(records)):
+      record = records[index]
+      labels.append(self._label(record))
+      if self.attribute_names:
+        attributes.append(
+            [bool(record["attributes"][a]) for a in self.attribute_names]
+        )
+    targets = {"label": np.asarray(labels, np.int32)}
+    if attributes:
+      targets["attributes"] = np.asarray(attributes, np.int8)
+    return targets
 
 
 def _digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -136,6 +205,13 @@ class SubsetSource:
   def __getitem__(self, index: int) -> dict[str, Any]:
     return self._source[int(self._indices[index])]
 
+  @property
+  def attribute_names(self) -> tuple[str, ...]:
+    return attribute_names(self._source)
+
+  def targets(self) -> dict[str, np.ndarray]:
+    return {k: v[self._indices] for k, v in targets(self._source).items()}
+
 
 def random_subset(source, size: int):
   """A fixed random subset of ``size`` examples (seed 0, in original order)."""
@@ -146,7 +222,15 @@ def random_subset(source, size: int):
     )
   indices = np.sort(np.random.default_rng(0).permutation(len(source))[:size])
   if isinstance(source, ArraySource):
-    return ArraySource(source.images[indices], source.labels[indices])
+    attributes = (
+        None if source.attributes is None else source.attributes[indices]
+    )
+    return ArraySource(
+        source.images[indices],
+        source.labels[indices],
+        attributes,
+        source.attribute_names,
+    )
   return SubsetSource(source, indices)
 
 
@@ -161,6 +245,15 @@ def _load_split(data_config, split: str):
         split,
         data_config.get("data_dir") or None,
         data_config.get("download", True),
+        data_config.get("center_crop", 0),
+        data_config.get("image_size", 0),
+    )
+  if data_config.source == "celeba_folder":
+    return celeba.CelebAFolderSource(
+        data_config.path,
+        split,
+        data_config.get("center_crop", 140),
+        data_config.get("image_size", 64),
     )
   raise ValueError(
       f"Unknown data.source {data_config.source!r}; " f"choose one of {SOURCES}"
@@ -190,3 +283,49 @@ def read_all(
       np.stack([r["image"] for r in records]),
       np.asarray([r["label"] for r in records], np.int32),
   )
+
+
+def attribute_names(source) -> tuple[str, ...]:
+  """Names of the source's attributes (``()`` if it has none)."""
+  return tuple(getattr(source, "attribute_names", ()))
+
+
+def targets(source, limit: int | None = None) -> dict[str, np.ndarray]:
+  """The first ``limit`` examples' targets: ``{"label": int32 [N]}`` and, for
+  sources with attributes, ``"attributes": int8 [N, A]`` in {0, 1}."""
+  if hasattr(source, "targets"):
+    values = source.targets()
+  else:
+    count = len(source) if limit is None else min(limit, len(source))
+    values = {
+        "label": np.asarray(
+            [source[i]["label"] for i in range(count)], np.int32
+        )
+    }
+  return {k: np.asarray(v)[:limit] for k, v in values.items()}
+
+
+def read_images(source, start: int, stop: int) -> np.ndarray:
+  """uint8 images [stop - start, H, W, C] of examples start..stop-1."""
+  if isinstance(source, ArraySource):
+    return source.images[start:stop]
+  return np.stack(
+      [source[i]["image"] for i in range(start, min(stop, len(source)))]
+  )
+
+
+def head(source, count: int | None):
+  """The first ``count`` examples of a source (all if None)."""
+  if count is None or count >= len(source):
+    return source
+  if isinstance(source, ArraySource):
+    attributes = (
+        None if source.attributes is None else source.attributes[:count]
+    )
+    return ArraySource(
+        source.images[:count],
+        source.labels[:count],
+        attributes,
+        source.attribute_names,
+    )
+  return SubsetSource(source, np.arange(count))

@@ -9,16 +9,22 @@ import numpy as np
 
 
 def map_in_batches(
-    fn: Callable[[jax.Array], jax.Array], inputs: np.ndarray, batch_size: int
+    fn: Callable[[jax.Array], jax.Array],
+    inputs,
+    batch_size: int,
+    read: Callable[[int, int], np.ndarray] | None = None,
 ) -> np.ndarray:
   """Applies a jitted ``fn`` ([b, ...] -> [b, ...]) over inputs [N, ...].
 
-  The last batch is padded with zeros to ``batch_size``, so only one program is
-  compiled; padded rows are dropped from the result.
+  ``read(start, stop)`` gives rows start..stop-1 (default: slicing ``inputs``),
+  so inputs can be streamed from a source batch by batch. The last batch is
+  padded with zeros to ``batch_size``, so only one program is compiled; padded
+  rows are dropped from the result.
   """
+  read = read or (lambda start, stop: inputs[start:stop])
   outputs = []
   for start in range(0, len(inputs), batch_size):
-    chunk = np.asarray(inputs[start : start + batch_size])
+    chunk = np.asarray(read(start, start + batch_size))
     padded = np.zeros((batch_size, *chunk.shape[1:]), chunk.dtype)
     padded[: len(chunk)] = chunk
     outputs.append(np.asarray(fn(padded))[: len(chunk)])

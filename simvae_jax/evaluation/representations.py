@@ -2,8 +2,9 @@
 representations, reconstructions and reconstruction error, sharded over the
 mesh of all devices (of all processes).
 
-Every process holds the evaluation images; each batch becomes a global array
-split over the ``data`` axis and the results come back replicated, so a
+Images come as an array or as a source, read batch by batch (a split never
+needs to fit in memory). Every process reads each batch; it becomes a global
+array split over the ``data`` axis and the results come back replicated, so a
 multi-host run computes representations on all its devices, not on one.
 """
 
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simvae_jax import sharding
-from simvae_jax.data import augment
+from simvae_jax.data import augment, sources
 from simvae_jax.evaluation.common import map_in_batches
 
 
@@ -62,16 +63,23 @@ def map_images(
     batch_size: int = 1000,
 ) -> np.ndarray:
   """``fn(method, binarize, params, model_state, images)`` over uint8 images
-  [N, H, W, C] in batches split over ``mesh`` (default: all devices)."""
+  [N, H, W, C] (an array or a source, streamed) in batches split over
+  ``mesh`` (default: all devices)."""
   mesh = sharding.make_mesh() if mesh is None else mesh
   batch_size = math.ceil(batch_size / mesh.size) * mesh.size
   compiled = _compiled(fn, method, binarize, mesh)
+  read = (
+      None
+      if isinstance(images, np.ndarray)
+      else (lambda start, stop: sources.read_images(images, start, stop))
+  )
   return map_in_batches(
       lambda batch: compiled(
           params, model_state, sharding.global_array(batch, mesh)
       ),
       images,
       batch_size,
+      read,
   )
 
 
