@@ -49,6 +49,17 @@ _VIEWS = flags.DEFINE_integer(
 _DECODER_STEPS = flags.DEFINE_integer(
     "posthoc_decoder_steps", 0, "0 keeps the config's."
 )
+_FID = flags.DEFINE_bool(
+    "fid",
+    False,
+    "Also report FID of samples and reconstructions (the final "
+    "evaluation; finished jobs are evaluated again, not retrained).",
+)
+_FID_CACHE = flags.DEFINE_string(
+    "fid_cache_dir",
+    "",
+    "Where FID's offline classifiers are cached ('' keeps " "the config's).",
+)
 _NOTES = flags.DEFINE_string(
     "notes",
     "",
@@ -78,6 +89,9 @@ def make_config(method: str, dataset: str, seed: int):
   if _DECODER_STEPS.value:
     config.posthoc_decoder.num_steps = _DECODER_STEPS.value
   config.eval.compare_untrained = False
+  config.fid.enabled = _FID.value
+  if _FID_CACHE.value:
+    config.fid.cache_dir = _FID_CACHE.value
   return config
 
 
@@ -112,6 +126,55 @@ def reconstruction_figure(path: str) -> None:
     ax.set_xticks([])
     ax.set_title(DATASET_NAMES[dataset])
   fig.savefig(path, dpi=120)
+
+
+def fid_report(finals: dict) -> str:
+  """FID of samples and reconstructions per method and dataset, if measured."""
+  measured = [
+      r["fid"]
+      for per in finals.values()
+      for rs in per.values()
+      for r in rs
+      if r.get("fid")
+  ]
+  if not measured:
+    return ""
+  cell = lambda results, key: (
+      runs.format_mean_error([r["fid"][key] for r in results], scale=1.0)
+      if all(key in (r.get("fid") or {}) for r in results)
+      else "—"
+  )
+  lines = [
+      "| method | "
+      + " | ".join(
+          f"{DATASET_NAMES[d]} FID {what}"
+          for d in FLAGS.datasets
+          for what in ("samples", "reconstructions")
+      )
+      + " |",
+      "|---" * (1 + 2 * len(FLAGS.datasets)) + "|",
+  ]
+  for method in _METHODS.value:
+    lines.append(
+        f"| {method} | "
+        + " | ".join(
+            cell(finals[method][d], key)
+            for d in FLAGS.datasets
+            for key in ("samples", "reconstructions")
+        )
+        + " |"
+    )
+  features = sorted({m["features"] for m in measured})
+  return f"""
+FID against the first {measured[0]["num_images"]} test images (lower is better;
+features: {", ".join(features)}{"" if measured[0]["comparable_to_inception_fid"] else
+", a classifier trained on each dataset's labels: these FIDs compare the methods with each other and are not comparable with published Inception FIDs"}).
+Samples are decoded prior draws (generative methods only); reconstructions
+decode the representations of those test images (discriminative methods:
+through their post-hoc decoder).
+
+{chr(10).join(lines)}
+"""
 
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
@@ -194,6 +257,7 @@ test accuracy over epochs and k):
 
 {chr(10).join(paper.gaps_over(finals)) or "- none"}
 
+{fid_report(finals)}
 Reconstruction MSE per pixel on un-augmented test images (decoders of
 discriminative methods trained afterwards on frozen representations) and wall
 time per job (training, post-hoc decoder and evaluation):

@@ -56,7 +56,9 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 
 def changed_keys(previous: dict, current: dict) -> list[str]:
-  """Dotted keys whose values differ, except the resumable ones."""
+  """Dotted keys of ``previous`` whose values differ in ``current`` (or that
+  it lacks), except the resumable ones. Keys only ``current`` has are fields
+  added to the package after the run began: the run had their defaults."""
   old, new = flatten(previous), flatten(current)
   resumable = lambda key: any(
       key == r or (r.endswith(".") and key.startswith(r))
@@ -64,9 +66,12 @@ def changed_keys(previous: dict, current: dict) -> list[str]:
   )
   return sorted(
       key
-      for key in old.keys() | new.keys()
-      if not resumable(key) and old.get(key) != new.get(key)
+      for key in old
+      if not resumable(key) and old[key] != new.get(key, _MISSING)
   )
+
+
+_MISSING = object()
 
 
 def resolved(config) -> dict:

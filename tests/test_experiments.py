@@ -71,9 +71,11 @@ def test_table1_script_on_digits(tmp_path):
   assert report.endswith("## Discussion\nhand-written\n")
   assert (tmp_path / "results" / "table1_digits_reconstructions.png").exists()
   # Run again (jobs are finished, so only the report is made): a new name,
-  # the committed file untouched; --replace rewrites it.
+  # the committed file untouched; --replace rewrites it; --fid evaluates the
+  # finished jobs again with FID instead of retraining them.
   (tmp_path / "results" / "table1_digits.md").write_text("committed")
-  for extra in ([], ["--replace"]):
+  fid = ["--replace", "--fid", f"--fid_cache_dir={tmp_path / 'fid'}"]
+  for extra in ([], fid):
     completed = subprocess.run(
         command + ["--seeds=0"] + extra,
         cwd=REPO,
@@ -88,7 +90,14 @@ def test_table1_script_on_digits(tmp_path):
       "Command: `python experiments/table1.py"
       in (tmp_path / "results" / "table1_digits-2.md").read_text()
   )
-  assert (tmp_path / "results" / "table1_digits.md").read_text() != "committed"
+  report = (tmp_path / "results" / "table1_digits.md").read_text()
+  assert "simvae | " in report and "FID samples" in report
+  assert "not comparable with published Inception FIDs" in report
+  for method in ("random", "simclr", "simvae"):
+    with open(
+        tmp_path / "runs" / method / "digits_seed0" / "metrics.jsonl"
+    ) as f:
+      assert f.read().count("\n") in (0, 1)  # not retrained (1 epoch, 1 log)
 
 
 def test_gaps_over_lists_only_means_beyond_the_threshold():
@@ -108,3 +117,18 @@ def test_gaps_over_lists_only_means_beyond_the_threshold():
       "- simvae, MNIST KNN: 97.1 vs the paper's 98.5 (-1.4)",
       "- random, Fashion-MNIST MP: 60.0 vs the paper's 49.8 (+10.2)",
   ]
+
+
+def test_changed_keys_ignore_fields_added_after_the_run():
+  from simvae_jax import workdir  # pylint: disable=import-outside-toplevel
+
+  previous = {"method": "simvae", "eval": {"knn_ks": [1]}, "old_field": 1}
+  current = {
+      "method": "simvae",
+      "eval": {"knn_ks": [1, 3]},
+      "new_field": 2,
+      "num_steps": 9,
+  }
+  assert workdir.changed_keys(previous, current) == ["old_field"]
+  current["method"] = "vae"
+  assert workdir.changed_keys(previous, current) == ["method", "old_field"]
