@@ -53,6 +53,10 @@ def _create(
   )
 
 
+def _creator(method, optimizer, image_shape: Sequence[int], seed: int):
+  return functools.partial(_create, method, optimizer, tuple(image_shape), seed)
+
+
 def init_train_state(
     method,
     optimizer: optax.GradientTransformation,
@@ -61,10 +65,10 @@ def init_train_state(
     mesh: jax.sharding.Mesh,
 ) -> TrainState:
   """The initial state of run ``seed``, created directly replicated on ``mesh``."""
-  create = functools.partial(
-      _create, method, optimizer, tuple(image_shape), seed
-  )
-  return jax.jit(create, out_shardings=sharding.replicated(mesh))()
+  return jax.jit(
+      _creator(method, optimizer, image_shape, seed),
+      out_shardings=sharding.replicated(mesh),
+  )()
 
 
 def abstract_train_state(
@@ -76,11 +80,8 @@ def abstract_train_state(
 ) -> TrainState:
   """Shapes, dtypes and shardings of the state, without computing it (the
   template a checkpoint is restored into)."""
-  create = functools.partial(
-      _create, method, optimizer, tuple(image_shape), seed
-  )
   replicated = sharding.replicated(mesh)
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-      jax.eval_shape(create),
+      jax.eval_shape(_creator(method, optimizer, image_shape, seed)),
   )

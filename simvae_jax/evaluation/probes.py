@@ -136,3 +136,15 @@ def train_probe(
   val_acc, epoch, params = best
   test_acc = float(_accuracy(probe, params, test_x, jnp.asarray(test_y)))
   return {"acc": test_acc, "epoch": epoch, "val_acc": val_acc}
+
+
+def settings(eval_config, seed: int) -> dict:
+  """``train_probe`` keyword arguments from the ``eval`` config section."""
+  return dict(
+      max_epochs=eval_config.probe_epochs,
+      patience=eval_config.probe_patience,
+      learning_rate=eval_config.probe_learning_rate,
+      batch_size=eval_config.probe_batch_size,
+      val_fraction=eval_config.val_fraction,
+      seed=seed,
+  )

@@ -17,14 +17,7 @@ def evaluate_task(
     train_repr, train_y, test_repr, test_y, eval_config, seed: int
 ) -> dict:
   """MLP probe, linear probe, kNN and GMM metrics; accuracies as fractions."""
-  common = dict(
-      max_epochs=eval_config.probe_epochs,
-      patience=eval_config.probe_patience,
-      learning_rate=eval_config.probe_learning_rate,
-      batch_size=eval_config.probe_batch_size,
-      val_fraction=eval_config.val_fraction,
-      seed=seed,
-  )
+  common = probes.settings(eval_config, seed)
   result = {}
   for name, hidden in (("mlp_probe", train_repr.shape[1]), ("linear_probe", 0)):
     probe = probes.train_probe(

@@ -141,12 +141,7 @@ def evaluate_tasks(
         test_x,
         test_y,
         hidden=train_x.shape[1],
-        max_epochs=eval_config.probe_epochs,
-        patience=eval_config.probe_patience,
-        learning_rate=eval_config.probe_learning_rate,
-        batch_size=eval_config.probe_batch_size,
-        val_fraction=eval_config.val_fraction,
-        seed=seed,
+        **probes.settings(eval_config, seed),
     )
     neighbours = knn.knn_evaluate(
         train_x,
