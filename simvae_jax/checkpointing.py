@@ -14,6 +14,7 @@ write that step again.
 from __future__ import annotations
 
 import logging
+import os
 
 import grain
 import jax
@@ -32,6 +33,9 @@ class Checkpointer:
     if every <= 0:
       raise ValueError(f"checkpoint_every must be > 0, got {every}")
     self.every = every
+    # Orbax needs absolute paths; object-store URLs (gs://...) already are.
+    if "://" not in str(directory):
+      directory = os.path.abspath(directory)
     self.directory = epath.Path(directory)
     self._options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, save_interval_steps=every, create=True

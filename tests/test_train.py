@@ -319,3 +319,29 @@ def test_cifar10_config_runs_end_to_end_on_colour_images(tmp_path):
   assert grid.shape[-1] in (3, 4) and grid.shape[0] * 8 == grid.shape[1] * 2
   metrics = outputs.read_jsonl(str(workdir / "metrics.jsonl"))
   assert metrics[-1]["step"] == 3 and np.isfinite(metrics[-1]["loss"])
+
+
+def test_readme_quick_start_command_with_a_relative_workdir(tmp_path):
+  """The README's main command as written (a relative --workdir)."""
+  completed = subprocess.run(
+      [
+          sys.executable,
+          "-m",
+          "simvae_jax.main",
+          "--config=" + str(REPO / "configs" / "digits.py"),
+          "--workdir=runs/digits",
+          "--config.num_steps=20",
+          "--config.checkpoint_every=10",
+          "--config.eval.probe_epochs=2",
+      ],
+      cwd=tmp_path,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert sorted(os.listdir(tmp_path / "runs" / "digits" / "checkpoints")) == [
+      "10",
+      "20",
+  ]
+  assert (tmp_path / "runs" / "digits" / "eval.json").exists()
