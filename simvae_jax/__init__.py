@@ -8,3 +8,12 @@ import jax
 jax.config.update("jax_threefry_partitionable", True)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+  # ``simvae_jax.load`` without importing the whole package at ``import simvae_jax``.
+  if name == "load":
+    from simvae_jax.api import load  # pylint: disable=import-outside-toplevel
+
+    return load
+  raise AttributeError(f"module 'simvae_jax' has no attribute {name!r}")

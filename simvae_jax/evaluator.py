@@ -44,11 +44,12 @@ def is_main_process() -> bool:
 
 
 class Evaluator:
-  """Evaluates parameters on the label task; writes ``eval.json`` (latest) and
-  appends to ``eval_history.jsonl``; prints a table.
+  """Evaluates parameters on the label task and ``eval.tasks``; writes
+  ``eval.json`` (latest) and appends to ``eval_history.jsonl``; prints a table.
 
-  The evaluation splits are read once. With ``eval.compare_untrained`` the same
-  encoder at initialisation is evaluated too (once) as a reference row.
+  The splits' targets are read once; their images are streamed at every
+  evaluation. With ``eval.compare_untrained`` the same encoder at
+  initialisation is evaluated too (once) as a reference row.
   """
 
   def __init__(self, experiment, workdir: str, writer=None):
@@ -88,10 +89,15 @@ class Evaluator:
   def evaluate_params(
       self, params, model_state, reconstruction: bool = True
   ) -> dict:
-    """{"label": metrics, "tasks": {...}} of the networks (inference mode):
-    probes, kNN, GMM and (if ``reconstruction``) the reconstruction MSE on the
-    label; probes, kNN and the majority baseline on each of ``eval.tasks``.
-    ``{"label": {}}`` on processes other than 0."""
+    """See ``_evaluate``."""
+    return self._evaluate(params, model_state, reconstruction)[0]
+
+  def _evaluate(self, params, model_state, reconstruction: bool):
+    """({"label": metrics, "tasks": {...}}, test representations [N, D]) of
+    the networks (inference mode): probes, kNN, GMM and (if
+    ``reconstruction``) the reconstruction MSE on the label; probes, kNN and
+    the majority baseline on each of ``eval.tasks``. ``{"label": {}}`` on
+    processes other than 0."""
     config = self.experiment.config
     represent = representations.compute_representations
     train_repr = self._map(represent, params, model_state, self.train_source)
@@ -107,7 +113,7 @@ class Evaluator:
         else None
     )
     if not is_main_process():
-      return {"label": {}}
+      return {"label": {}}, test_repr
     label = suite.evaluate_task(
         train_repr,
         self.train_targets["label"],
@@ -130,7 +136,7 @@ class Evaluator:
           config.eval,
           config.seed,
       )
-    return results
+    return results, test_repr
 
   def __call__(
       self, params, model_state, step: int, final: bool = False
@@ -139,10 +145,15 @@ class Evaluator:
     final evaluation, after their post-hoc decoder is trained."""
     config = self.experiment.config
     with_decoder = final or self.experiment.method.generative
-    results = {
-        "step": int(step),
-        **self.evaluate_params(params, model_state, with_decoder),
-    }
+    evaluation, test_repr = self._evaluate(params, model_state, with_decoder)
+    results = {"step": int(step), **evaluation}
+    if final and is_main_process():
+      outputs.save_latents(
+          str(self.workdir / "latents.png"),
+          test_repr,
+          self.test_targets["label"],
+          f"{config.method}, {config.data.name} test (PCA)",
+      )
     rows = [[f"{config.method} (step {step})", results["label"]]]
     if final and config.fid.enabled:
       results["fid"] = self.evaluate_fid(params, model_state)

@@ -95,3 +95,35 @@ def format_table(header: list[str], rows: list[list]) -> str:
   lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
   lines.insert(1, "  ".join("-" * w for w in widths))
   return "\n".join(lines)
+
+
+def pca_2d(points: np.ndarray) -> np.ndarray:
+  """Projection of points [N, D] on their first two principal axes: [N, 2]."""
+  centred = np.asarray(points, np.float64) - np.mean(points, axis=0)
+  _, _, axes = np.linalg.svd(centred, full_matrices=False)
+  return centred @ axes[:2].T
+
+
+def save_latents(
+    path: str,
+    representations: np.ndarray,
+    labels: np.ndarray,
+    title: str,
+    max_points: int = 5000,
+) -> None:
+  """latents.png: a PCA of representations [N, D] coloured by label."""
+  import matplotlib.figure  # pylint: disable=import-outside-toplevel
+
+  projected = pca_2d(representations)[:max_points]
+  fig = matplotlib.figure.Figure(figsize=(5.5, 4.5), layout="constrained")
+  ax = fig.subplots()
+  points = ax.scatter(
+      projected[:, 0], projected[:, 1], c=labels[:max_points], cmap="tab10", s=4
+  )
+  fig.colorbar(points, ax=ax, label="label")
+  ax.set_title(title, fontsize=9)
+  ax.set_xlabel("principal axis 1")
+  ax.set_ylabel("principal axis 2")
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=100)
+  epath.Path(path).write_bytes(buffer.getvalue())

@@ -11,10 +11,12 @@ instead of checkpointing it.
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import optax
 import tqdm
+from flax import serialization
 
 from simvae_jax import seeding, sharding
 from simvae_jax.data import augment, pipeline
@@ -103,3 +105,33 @@ def train_posthoc_decoder(experiment, params: dict, model_state: dict):
       {**model_state, **decoder_state},
       float(loss),
   )
+
+
+FILE = "posthoc_decoder.msgpack"
+
+
+def save(workdir: str, params: dict, model_state: dict) -> None:
+  """The trained decoder (parameters and statistics) for ``simvae_jax.load``."""
+  decoder = {
+      "params": params["decoder"],
+      "model_state": model_state.get("decoder", {}),
+  }
+  with open(os.path.join(workdir, FILE), "wb") as file:
+    file.write(serialization.to_bytes(jax.device_get(decoder)))
+
+
+def restore(workdir: str, params: dict, model_state: dict):
+  """(params, model_state) with the decoder saved by ``save``, if there is one."""
+  path = os.path.join(workdir, FILE)
+  if not os.path.exists(path):
+    return params, model_state
+  template = {
+      "params": params["decoder"],
+      "model_state": model_state.get("decoder", {}),
+  }
+  with open(path, "rb") as file:
+    decoder = serialization.from_bytes(jax.device_get(template), file.read())
+  model_state = dict(model_state)
+  if decoder["model_state"]:
+    model_state["decoder"] = decoder["model_state"]
+  return {**params, "decoder": decoder["params"]}, model_state

@@ -1,9 +1,10 @@
 """Training and evaluation of one run: ``train_and_evaluate(config, workdir)``.
 
-Outputs in ``workdir`` (a stable contract): ``config.json``, ``metrics.jsonl``,
-``checkpoints/``, ``reconstructions.png``, ``samples.png`` (generative methods
-only), ``eval.json`` and ``eval_history.jsonl`` (and ``tensorboard/`` with
-``--config.tensorboard``). Only process 0 writes them; checkpoints are written
+Outputs in ``workdir`` (a stable contract): ``config.json``, ``run.json``,
+``metrics.jsonl``, ``checkpoints/``, ``reconstructions.png``, ``samples.png``
+(generative methods only), ``latents.png``, ``eval.json`` and
+``eval_history.jsonl`` (and ``tensorboard/`` with ``--config.tensorboard``;
+``posthoc_decoder.msgpack`` for discriminative methods). Only process 0 writes them; checkpoints are written
 by all processes together. Re-running with the same workdir resumes from the
 latest readable checkpoint.
 
@@ -306,6 +307,7 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
     run_dir.prepare(workdir, create=main)
     if main:
       run_dir.write_config(config, workdir)
+      run_dir.write_run_info(workdir, experiment.image_shape)
     writer, summaries = writers.make_writers(workdir, config.tensorboard)
     evaluator = Evaluator(experiment, workdir, summaries)
     preemption = Preemption()
@@ -324,6 +326,7 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
     )
     if main:
       print(f"post-hoc decoder: final training MSE {decoder_mse:.4f}")
+      posthoc_decoder.save(workdir, params, model_state)
   step = int(state.step)
   evaluator.save_images(params, model_state, step)
   results = evaluator(params, model_state, step, final=True)
@@ -332,7 +335,8 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
     samples = "samples.png, " if experiment.method.generative else ""
     print(
         f"\nOutputs in {workdir}: config.json, metrics.jsonl, checkpoints/, "
-        f"reconstructions.png, {samples}eval.json, eval_history.jsonl "
+        f"reconstructions.png, {samples}latents.png, eval.json, "
+        f"eval_history.jsonl (load them in Python: simvae_jax.load(workdir)) "
         f"({time.time() - started:.0f}s)"
     )
   return results

@@ -99,3 +99,22 @@ def check_resumable(config, workdir: str) -> None:
 def write_config(config, workdir: str) -> None:
   with open(os.path.join(workdir, CONFIG_FILE), "w") as file:
     file.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+RUN_FILE = "run.json"
+
+
+def write_run_info(workdir: str, image_shape) -> None:
+  """What loading the run needs besides its config: the image shape."""
+  with open(os.path.join(workdir, RUN_FILE), "w") as file:
+    json.dump({"image_shape": list(image_shape)}, file)
+
+
+def read_run_info(workdir: str) -> dict:
+  path = os.path.join(workdir, RUN_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"{workdir} holds no finished run ({RUN_FILE} missing)"
+    )
+  with open(path) as file:
+    return json.load(file)

@@ -41,6 +41,8 @@ def test_run_writes_its_outputs(workdir):
       "checkpoints",
       "reconstructions.png",
       "samples.png",
+      "latents.png",
+      "run.json",
       "eval.json",
       "eval_history.jsonl",
   } <= files
