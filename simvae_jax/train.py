@@ -156,6 +156,26 @@ class _Flags:
     self.pending = []
 
 
+class _Progress:
+  """Advances the progress bar when a step has finished on the devices rather
+  than when it was dispatched: with asynchronous dispatch the host runs many
+  steps ahead, which made the first rate and ETA far too optimistic. One step
+  stays in flight, so the devices do not wait for the host."""
+
+  def __init__(self, bar):
+    self.bar, self.in_flight = bar, None
+
+  def dispatched(self, metrics) -> None:
+    self.finish()
+    self.in_flight = metrics["loss"]
+
+  def finish(self) -> None:
+    if self.in_flight is not None:
+      jax.block_until_ready(self.in_flight)
+      self.bar.update()
+      self.in_flight = None
+
+
 def train(
     experiment: Experiment,
     workdir: str,
@@ -232,15 +252,17 @@ def _run_steps(
   non-finite steps before each log and save, checkpoints, evaluates."""
   config, total = experiment.config, experiment.total_steps
   eval_every = config.eval.every_steps if evaluator is not None else 0
-  flags = _Flags()
+  flags, progress = _Flags(), _Progress(bar)
   for step in range(int(state.step) + 1, total + 1):
     batch = sharding.to_global_batch(next(iterator), experiment.mesh)
     state, metrics = step_fn(state, batch)
+    progress.dispatched(metrics)
     flags.add(step, metrics)
     log = step % config.log_every == 0 or step == total
     interrupted = preemption.requested()
     save = step % checkpointer.every == 0 or step == total or interrupted
     if log or save:
+      progress.finish()
       flags.check(config.skip_nonfinite, checkpointer)
     if log:
       values = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -252,12 +274,12 @@ def _run_steps(
       checkpointer.save(
           step, state, iterator, force=step == total or interrupted
       )
-    bar.update()
     if interrupted:
       preemption.stopped_at = step
       _report_interruption(preemption.signal, step, checkpointer)
       break
     if eval_every and step % eval_every == 0 and step < total:
+      progress.finish()
       evaluator(state.params, state.model_state, step)
   return state
 
