@@ -85,7 +85,7 @@ def test_skip_nonfinite_skips_the_update_and_counts_it(workdir):
   )
 
 
-def run_digits(workdir, steps=1500, extra=()):
+def run_digits(workdir, steps=600, extra=()):
   return [
       sys.executable,
       "-m",
@@ -101,7 +101,7 @@ def run_digits(workdir, steps=1500, extra=()):
   ]
 
 
-def straight_run(tmp_path, steps=1500):
+def straight_run(tmp_path, steps=600):
   config = load_repo_config("digits")
   config.num_steps, config.checkpoint_every, config.log_every = steps, 100, 100
   workdir = tmp_path / "straight"
@@ -134,7 +134,7 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
   assert "SIGTERM received: stopped after step" in stdout
   assert "Re-run the same command" in stdout
   stopped = int(stdout.split("stopped after step ")[1].split()[0])
-  assert 100 <= stopped < 1500
+  assert 100 <= stopped < 600
   assert (workdir / "checkpoints" / str(stopped)).exists()
   assert not (workdir / "eval.json").exists()  # no evaluation of a partial run
 
@@ -144,7 +144,7 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   straight, straight_dir = straight_run(tmp_path)
   config = load_repo_config("digits")
-  config.num_steps, config.checkpoint_every, config.log_every = 1500, 100, 100
+  config.num_steps, config.checkpoint_every, config.log_every = 600, 100, 100
   final = train.restore_latest(Experiment.from_config(config), str(workdir))
   assert params_equal(straight.params, final.params)
   assert outputs.read_jsonl(str(straight_dir / "metrics.jsonl")) == (

@@ -107,7 +107,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, make_config):
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
   overrides = [
-      "--config.num_steps=1500",
+      "--config.num_steps=600",
       "--config.checkpoint_every=100",
       "--config.log_every=100",
       "--config.eval.max_train_examples=200",
@@ -139,7 +139,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
   assert "knn_acc" in completed.stdout
 
   config = load_repo_config("digits")  # the same config, built in-process
-  config.num_steps, config.checkpoint_every, config.log_every = 1500, 100, 100
+  config.num_steps, config.checkpoint_every, config.log_every = 600, 100, 100
   straight = train.train(
       Experiment.from_config(config), str(tmp_path / "straight")
   )
