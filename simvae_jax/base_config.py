@@ -134,7 +134,8 @@ def get_base_config() -> ml_collections.ConfigDict:
           max_train_examples=0,  # 0 = all; cap for quick evaluations
           compare_untrained=True,  # also evaluate the encoder at initialisation
           num_images=8,  # test images in reconstructions.png
-          tasks=(),  # further tasks (evaluation/tasks.py), e.g. celeba_hair
+          tasks=(),  # further tasks (evaluation/tasks.py), e.g. style
+          style_max_examples=10000,  # images per split for each style task
       )
   )
   # FID of reconstructions and samples against the test set (final evaluation).

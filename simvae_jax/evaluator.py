@@ -23,6 +23,7 @@ from simvae_jax.evaluation import (
     fid,
     fid_features,
     representations,
+    style,
     suite,
     tasks,
 )
@@ -63,6 +64,11 @@ class Evaluator:
     self.test_targets = sources.targets(self.test_source)
     self.attribute_names = sources.attribute_names(self.test_source)
     self.tasks = tasks.make_tasks(config.eval.tasks)
+    self.style_tasks = (
+        style.style_tasks(experiment.image_shape[-1])
+        if tasks.STYLE in config.eval.tasks
+        else []
+    )
     self.history = (
         outputs.JsonLinesLog(str(self.workdir / "eval_history.jsonl"))
         if is_main_process()
@@ -112,6 +118,7 @@ class Evaluator:
         if reconstruction
         else None
     )
+    style_data = self._style_representations(params, model_state)
     if not is_main_process():
       return {"label": {}}, test_repr
     label = suite.evaluate_task(
@@ -136,7 +143,45 @@ class Evaluator:
           config.eval,
           config.seed,
       )
+    if style_data:
+      results.setdefault("tasks", {}).update(self._score_style(style_data))
     return results, test_repr
+
+  def _style_representations(self, params, model_state) -> dict:
+    """{task name: {split: (classes [n], representations [n, D])}} of each
+    style task's transformed images (the first ``eval.style_max_examples``
+    of each split); computed by all processes together."""
+    config = self.experiment.config
+    limit = config.eval.style_max_examples
+    splits = {
+        "train": sources.read_all(self.train_source, limit)[0],
+        "test": sources.read_all(self.test_source, limit)[0],
+    }
+    represented = {}
+    for task in self.style_tasks:
+      represented[task.name] = {}
+      for split, images in splits.items():
+        classes = style.draw_classes(task, len(images), config.seed, split)
+        transformed = style.transform_images(task, images, classes)
+        represented[task.name][split] = classes, self._map(
+            representations.compute_representations,
+            params,
+            model_state,
+            transformed,
+        )
+    return represented
+
+  def _score_style(self, represented: dict) -> dict:
+    """{"style/<task>": ``tasks.score``, ..., "style_mean": ...}."""
+    config = self.experiment.config
+    results = {}
+    for name, splits in represented.items():
+      (train_y, train_x), (test_y, test_x) = splits["train"], splits["test"]
+      results[f"style/{name}"] = tasks.score(
+          train_x, train_y, test_x, test_y, config.eval, config.seed
+      )
+    results["style_mean"] = tasks.mean_over(results, "style/")
+    return results
 
   def __call__(
       self, params, model_state, step: int, final: bool = False
@@ -255,6 +300,19 @@ class Evaluator:
         + outputs.format_table(["representation", *TABLE_COLUMNS], table),
         flush=True,
     )
+    if results.get("tasks"):
+      columns = ("mlp_probe_acc", "knn_acc", "majority_acc")
+      print(
+          "Further tasks (eval.tasks):\n"
+          + outputs.format_table(
+              ["task", *columns],
+              [
+                  [name] + [r[c] for c in columns]
+                  for name, r in results["tasks"].items()
+              ],
+          ),
+          flush=True,
+      )
 
   def save_images(self, params, model_state, step: int) -> None:
     """reconstructions.png (originals above reconstructions; the arrays in

@@ -11,7 +11,9 @@ set is the config field ``eval.tasks``:
 * ``celeba_hair``: black / blond / brown / gray hair, on images with exactly one
   of the four;
 * ``celeba_attributes``: the 20 CelebA attributes with the least class
-  imbalance, one binary task each, and their mean (``attributes_mean``).
+  imbalance, one binary task each, and their mean (``attributes_mean``);
+* ``style``: transformations with known answers (flips, rotations, crops,
+  hue, grayscale; ``evaluation/style.py``), and their mean (``style_mean``).
 """
 
 from __future__ import annotations
@@ -99,14 +101,17 @@ TASK_SETS = {
 }
 
 
+STYLE = "style"  # transformed-image tasks (evaluation/style.py)
+
+
 def make_tasks(names: Sequence[str]) -> list[Task]:
-  """The tasks of the task sets ``names`` (``eval.tasks``)."""
-  unknown = sorted(set(names) - set(TASK_SETS))
+  """The target tasks of the task sets ``names`` (``eval.tasks``); ``style``
+  is valid too, and handled by the evaluator (its tasks need new images)."""
+  valid = sorted([*TASK_SETS, STYLE])
+  unknown = sorted(set(names) - set(valid))
   if unknown:
-    raise ValueError(
-        f"Unknown eval.tasks {unknown}; choose from {sorted(TASK_SETS)}"
-    )
-  return [task for name in names for task in TASK_SETS[name]()]
+    raise ValueError(f"Unknown eval.tasks {unknown}; choose from {valid}")
+  return [task for name in names if name != STYLE for task in TASK_SETS[name]()]
 
 
 def majority_accuracy(
@@ -115,6 +120,45 @@ def majority_accuracy(
   """Test accuracy of always predicting the most frequent training class."""
   majority = np.bincount(train_classes).argmax()
   return float(np.mean(test_classes == majority))
+
+
+def score(train_x, train_y, test_x, test_y, eval_config, seed: int) -> dict:
+  """MLP probe and kNN accuracy (epoch and k chosen on a validation split of
+  train, test once) and the majority baseline of one task's representations
+  [N, D] and classes [N]."""
+  probe = probes.train_probe(
+      train_x,
+      train_y,
+      test_x,
+      test_y,
+      hidden=train_x.shape[1],
+      **probes.settings(eval_config, seed),
+  )
+  neighbours = knn.knn_evaluate(
+      train_x,
+      train_y,
+      test_x,
+      test_y,
+      ks=tuple(eval_config.knn_ks),
+      val_fraction=eval_config.val_fraction,
+      seed=seed,
+  )
+  return {
+      "mlp_probe_acc": probe["acc"],
+      "knn_acc": neighbours["knn_acc"],
+      "majority_acc": majority_accuracy(train_y, test_y),
+      "num_train": int(len(train_y)),
+      "num_test": int(len(test_y)),
+  }
+
+
+def mean_over(results: dict, prefix: str) -> dict:
+  """Mean accuracies of the tasks whose names start with ``prefix``."""
+  chosen = [v for k, v in results.items() if k.startswith(prefix)]
+  return {
+      metric: float(np.mean([r[metric] for r in chosen]))
+      for metric in ("mlp_probe_acc", "knn_acc", "majority_acc")
+  }
 
 
 def evaluate_tasks(
@@ -127,42 +171,20 @@ def evaluate_tasks(
     eval_config,
     seed: int,
 ) -> dict:
-  """{task name: {mlp_probe_acc, knn_acc, majority_acc, num_train, num_test}},
-  plus ``attributes_mean`` over the attribute tasks when there are any."""
+  """{task name: ``score``}, plus ``attributes_mean`` over the attribute
+  tasks when there are any."""
   results = {}
   for task in tasks:
     train_mask, train_classes = task.select(train_targets, attribute_names)
     test_mask, test_classes = task.select(test_targets, attribute_names)
-    train_x, train_y = train_repr[train_mask], train_classes[train_mask]
-    test_x, test_y = test_repr[test_mask], test_classes[test_mask]
-    probe = probes.train_probe(
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        hidden=train_x.shape[1],
-        **probes.settings(eval_config, seed),
+    results[task.name] = score(
+        train_repr[train_mask],
+        train_classes[train_mask],
+        test_repr[test_mask],
+        test_classes[test_mask],
+        eval_config,
+        seed,
     )
-    neighbours = knn.knn_evaluate(
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        ks=tuple(eval_config.knn_ks),
-        val_fraction=eval_config.val_fraction,
-        seed=seed,
-    )
-    results[task.name] = {
-        "mlp_probe_acc": probe["acc"],
-        "knn_acc": neighbours["knn_acc"],
-        "majority_acc": majority_accuracy(train_y, test_y),
-        "num_train": int(len(train_y)),
-        "num_test": int(len(test_y)),
-    }
-  attributes = [v for k, v in results.items() if k.startswith("attribute/")]
-  if attributes:
-    results["attributes_mean"] = {
-        metric: float(np.mean([r[metric] for r in attributes]))
-        for metric in ("mlp_probe_acc", "knn_acc", "majority_acc")
-    }
+  if any(name.startswith("attribute/") for name in results):
+    results["attributes_mean"] = mean_over(results, "attribute/")
   return results
