@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import os
 
-from absl import flags
+from absl import app, flags
+
+from simvae_jax import methods, runs
 
 FLAGS = flags.FLAGS
+ALL_METHODS = (
+    "random",
+    "simclr",
+    "moco",
+    "vicreg",
+    "vae",
+    "beta_vae",
+    "cr_vae",
+    "simvae",
+)
 
 
 def define_flags(
@@ -49,6 +61,50 @@ def define_flags(
   flags.DEFINE_float(
       "learning_rate", 0.0, "Learning rate; 0 keeps the config's."
   )
+
+
+def define_method_flags() -> None:
+  """Flags of scripts that train several methods with one shared setting."""
+  flags.DEFINE_list("methods", list(ALL_METHODS), "Methods.")
+  flags.DEFINE_integer("num_views", 0, "J; 0 keeps the config's (paper: 10).")
+  flags.DEFINE_integer("posthoc_decoder_steps", 0, "0 keeps the config's.")
+
+
+def method_config(method: str, dataset: str, seed: int):
+  """``configs/<dataset>.py:<variant>`` for one job of a multi-method script:
+  the shared flags applied, no untrained-encoder reference row."""
+  config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
+  config.method, config.seed, config.num_epochs = method, seed, FLAGS.num_epochs
+  if FLAGS.num_views:
+    config.num_views = FLAGS.num_views
+  if FLAGS.learning_rate:
+    config.optimizer.learning_rate = FLAGS.learning_rate
+  if FLAGS.posthoc_decoder_steps:
+    config.posthoc_decoder.num_steps = FLAGS.posthoc_decoder_steps
+  config.eval.compare_untrained = False
+  return config
+
+
+def run_method_jobs(make_config) -> tuple[dict, dict]:
+  """Runs (or reuses) ``--root/<method>/<dataset>_seed<k>`` for every method,
+  dataset and seed: ({method: {dataset: [eval.json per seed]}}, the same of
+  wall seconds)."""
+  unknown = [m for m in FLAGS.methods if m not in methods.METHODS]
+  if unknown:
+    raise app.UsageError(
+        f"Unknown methods {unknown}; choose from {methods.METHODS}"
+    )
+  finals, walls = {}, {}
+  for method in FLAGS.methods:
+    for dataset in FLAGS.datasets:
+      for seed in map(int, FLAGS.seeds):
+        workdir = os.path.join(FLAGS.root, method, f"{dataset}_seed{seed}")
+        final, _, wall = runs.run_job(
+            make_config(method, dataset, seed), workdir
+        )
+        finals.setdefault(method, {}).setdefault(dataset, []).append(final)
+        walls.setdefault(method, {}).setdefault(dataset, []).append(wall)
+  return finals, walls
 
 
 def write_report(name: str, report: str) -> None:

@@ -24,31 +24,12 @@ import numpy as np
 from absl import app, flags, logging
 
 import common
-from simvae_jax import methods, outputs, paper, runs
+from simvae_jax import outputs, paper, runs
 from simvae_jax.paper import DATASET_NAMES, TABLE1
 
 common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
 FLAGS = common.FLAGS
-_METHODS = flags.DEFINE_list(
-    "methods",
-    [
-        "random",
-        "simclr",
-        "moco",
-        "vicreg",
-        "vae",
-        "beta_vae",
-        "cr_vae",
-        "simvae",
-    ],
-    "Methods.",
-)
-_VIEWS = flags.DEFINE_integer(
-    "num_views", 0, "J; 0 keeps the config's (paper: 10)."
-)
-_DECODER_STEPS = flags.DEFINE_integer(
-    "posthoc_decoder_steps", 0, "0 keeps the config's."
-)
+common.define_method_flags()
 _FID = flags.DEFINE_bool(
     "fid",
     False,
@@ -80,15 +61,7 @@ METHOD_SECTIONS = {
 
 
 def make_config(method: str, dataset: str, seed: int):
-  config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
-  config.method, config.seed, config.num_epochs = method, seed, FLAGS.num_epochs
-  if _VIEWS.value:
-    config.num_views = _VIEWS.value
-  if FLAGS.learning_rate:
-    config.optimizer.learning_rate = FLAGS.learning_rate
-  if _DECODER_STEPS.value:
-    config.posthoc_decoder.num_steps = _DECODER_STEPS.value
-  config.eval.compare_untrained = False
+  config = common.method_config(method, dataset, seed)
   config.fid.enabled = _FID.value
   if _FID_CACHE.value:
     config.fid.cache_dir = _FID_CACHE.value
@@ -99,7 +72,7 @@ def reconstruction_figure(path: str) -> None:
   """Rows: test images, then each method's reconstructions (seed 0)."""
   datasets = FLAGS.datasets
   fig = matplotlib.figure.Figure(
-      figsize=(8, 0.9 * (len(_METHODS.value) + 1) * len(datasets)),
+      figsize=(8, 0.9 * (len(FLAGS.methods) + 1) * len(datasets)),
       layout="constrained",
   )
   axes = np.atleast_1d(fig.subplots(len(datasets), 1))
@@ -109,7 +82,7 @@ def reconstruction_figure(path: str) -> None:
     )
     arrays = [
         np.load(os.path.join(workdir(m), "reconstructions.npz"))
-        for m in _METHODS.value
+        for m in FLAGS.methods
     ]
     rows = [arrays[0]["originals"]] + [a["reconstructions"] for a in arrays]
     grid = np.clip(outputs.image_grid(rows), 0, 1)
@@ -120,7 +93,7 @@ def reconstruction_figure(path: str) -> None:
     height = rows[0].shape[1]
     ax.set_yticks(
         [height * (i + 0.5) for i in range(len(rows))],
-        ["test images", *_METHODS.value],
+        ["test images", *FLAGS.methods],
         fontsize=7,
     )
     ax.set_xticks([])
@@ -154,7 +127,7 @@ def fid_report(finals: dict) -> str:
       + " |",
       "|---" * (1 + 2 * len(FLAGS.datasets)) + "|",
   ]
-  for method in _METHODS.value:
+  for method in FLAGS.methods:
     lines.append(
         f"| {method} | "
         + " | ".join(
@@ -188,7 +161,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
       + " |"
   )
   lines = [header, "|---" * (1 + 5 * len(FLAGS.datasets)) + "|"]
-  for method in _METHODS.value:
+  for method in FLAGS.methods:
     cells = []
     for dataset in FLAGS.datasets:
       results = finals[method][dataset]
@@ -209,7 +182,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
       + " |",
       "|---" * (1 + 2 * len(FLAGS.datasets)) + "|",
   ]
-  for method in _METHODS.value:
+  for method in FLAGS.methods:
     recon.append(
         f"| {method} | "
         + " | ".join(
@@ -231,7 +204,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   config = make_config("simvae", FLAGS.datasets[0], 0)
   hyper = "\n".join(
       f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[METHOD_SECTIONS[m]].to_dict()}"
-      for m in _METHODS.value
+      for m in FLAGS.methods
       if m in METHOD_SECTIONS
   )
   total_wall = sum(
@@ -250,7 +223,7 @@ for {config.posthoc_decoder.num_steps} steps on their frozen representations.
 
 {chr(10).join(lines)}
 
-Protocol: {finals[_METHODS.value[0]][FLAGS.datasets[0]][0]["label"]["protocol"]}.
+Protocol: {finals[FLAGS.methods[0]][FLAGS.datasets[0]][0]["label"]["protocol"]}.
 
 Means more than 1 point away from the paper's numbers (400 epochs, J = 10, best
 test accuracy over epochs and k):
@@ -279,21 +252,7 @@ Wall time: {total_wall / 60:.0f} minutes for all jobs, on {platform.machine()} w
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  for method in _METHODS.value:
-    if method not in methods.METHODS:
-      raise app.UsageError(
-          f"Unknown method {method!r}; choose from {methods.METHODS}"
-      )
-  finals, walls = {}, {}
-  for method in _METHODS.value:
-    for dataset in FLAGS.datasets:
-      for seed in map(int, FLAGS.seeds):
-        workdir = os.path.join(FLAGS.root, method, f"{dataset}_seed{seed}")
-        final, _, wall = runs.run_job(
-            make_config(method, dataset, seed), workdir
-        )
-        finals.setdefault(method, {}).setdefault(dataset, []).append(final)
-        walls.setdefault(method, {}).setdefault(dataset, []).append(wall)
+  finals, walls = common.run_method_jobs(make_config)
   os.makedirs(FLAGS.results, exist_ok=True)
   name = runs.results_name(
       FLAGS.results, FLAGS.name, FLAGS.replace, (".md", "_reconstructions.png")

@@ -132,3 +132,33 @@ def test_changed_keys_ignore_fields_added_after_the_run():
   assert workdir.changed_keys(previous, current) == ["old_field"]
   current["method"] = "vae"
   assert workdir.changed_keys(previous, current) == ["method", "old_field"]
+
+
+def test_style_vs_content_script_on_digits(tmp_path):
+  completed = subprocess.run(
+      [
+          sys.executable,
+          "experiments/style_vs_content.py",
+          "--datasets=digits",
+          "--methods=simclr,simvae",
+          "--seeds=0",
+          "--num_epochs=1",
+          "--posthoc_decoder_steps=20",
+          f"--root={tmp_path / 'runs'}",
+          f"--results={tmp_path / 'results'}",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  report = (tmp_path / "results" / "style_vs_content.md").read_text()
+  assert (tmp_path / "results" / "style_vs_content.png").exists()
+  assert "H2 holds" in report or "H2 does not hold" in report
+  assert "best discriminative SSL method (simclr; one seed" in report
+  for row in ("| simclr |", "| simvae |", "| majority baseline |"):
+    assert row in report
+  for task in ("hflip", "vflip", "rotation", "crop_position", "crop_scale"):
+    assert task in report
+  assert "Command: `python experiments/style_vs_content.py" in report
