@@ -162,3 +162,34 @@ def test_style_vs_content_script_on_digits(tmp_path):
   for task in ("hflip", "vflip", "rotation", "crop_position", "crop_scale"):
     assert task in report
   assert "Command: `python experiments/style_vs_content.py" in report
+
+
+def test_ablation_j_script_on_digits(tmp_path):
+  completed = subprocess.run(
+      [
+          sys.executable,
+          "experiments/ablation_j.py",
+          "--datasets=digits",
+          "--views=1,2",
+          "--seeds=0",
+          "--num_epochs=1",
+          f"--root={tmp_path / 'runs'}",
+          f"--results={tmp_path / 'results'}",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  report = (tmp_path / "results" / "ablation_j.md").read_text()
+  assert (tmp_path / "results" / "ablation_j.png").exists()
+  assert "| simvae | 1 |" in report and "| simvae | 2 |" in report
+  assert "| simclr | 2 |" in report and "| simclr | 1 |" not in report
+  runs_dir = tmp_path / "runs"
+  assert sorted(p.name for p in (runs_dir / "simvae").iterdir()) == [
+      "digits_J1_seed0",
+      "digits_J2_seed0",
+  ]
+  with open(runs_dir / "simvae" / "digits_J1_seed0" / "config.json") as file:
+    assert '"num_views": 1' in file.read()

@@ -1,0 +1,173 @@
+"""The number of views J (paper Fig. 8): SimVAE and multi-positive SimCLR.
+
+python experiments/ablation_j.py --num_epochs=3 --learning_rate=1e-3 --seeds=0
+python experiments/ablation_j.py --num_epochs=400                   # GPU
+
+Every (method, J, dataset, seed) trains with the same number of images per
+step (the config's batch size) and the same number of epochs, so a larger J
+means more views of the same images, not more images; J = 1 is one
+augmented view per image (SimCLR needs two views and starts at 2).
+Jobs live in ``--root/<method>/<dataset>_J<j>_seed<k>``. Writes
+``experiments/results/ablation_j.md`` (accuracy and wall time per J) and
+``ablation_j.png`` (accuracy against J, error bars over seeds).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import jax
+import matplotlib.figure
+import numpy as np
+from absl import app, flags, logging
+
+import common
+from simvae_jax import runs
+from simvae_jax.paper import DATASET_NAMES
+
+common.define_flags(
+    root="runs/ablation_j", name="ablation_j", datasets=("mnist",), num_epochs=3
+)
+FLAGS = common.FLAGS
+_VIEWS = flags.DEFINE_list("views", ["1", "2", "4", "6", "10"], "Values of J.")
+_METHODS = flags.DEFINE_list("methods", ["simvae", "simclr"], "Methods.")
+MIN_VIEWS = {"simclr": 2}  # contrastive methods need a positive pair
+METRICS = ("mlp_probe_acc", "knn_acc")
+
+
+def make_config(method: str, dataset: str, views: int, seed: int):
+  config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
+  config.method, config.seed, config.num_epochs = method, seed, FLAGS.num_epochs
+  config.num_views = views
+  if FLAGS.learning_rate:
+    config.optimizer.learning_rate = FLAGS.learning_rate
+  config.eval.compare_untrained = False
+  return config
+
+
+def settings():
+  """(method, J) pairs that are run, in order."""
+  return [
+      (method, views)
+      for method in _METHODS.value
+      for views in map(int, _VIEWS.value)
+      if views >= MIN_VIEWS.get(method, 1)
+  ]
+
+
+def run_all() -> tuple[dict, dict]:
+  """({(method, J): {dataset: [eval.json per seed]}}, the same of walls)."""
+  finals, walls = {}, {}
+  for method, views in settings():
+    for dataset in FLAGS.datasets:
+      for seed in map(int, FLAGS.seeds):
+        workdir = os.path.join(
+            FLAGS.root, method, f"{dataset}_J{views}_seed{seed}"
+        )
+        final, _, wall = runs.run_job(
+            make_config(method, dataset, views, seed), workdir
+        )
+        key = (method, views)
+        finals.setdefault(key, {}).setdefault(dataset, []).append(final)
+        walls.setdefault(key, {}).setdefault(dataset, []).append(wall)
+  return finals, walls
+
+
+def plot(finals: dict, path: str) -> None:
+  fig = matplotlib.figure.Figure(
+      figsize=(5 * len(FLAGS.datasets), 4), layout="constrained"
+  )
+  axes = np.atleast_1d(fig.subplots(1, len(FLAGS.datasets)))
+  for ax, dataset in zip(axes, FLAGS.datasets):
+    for index, method in enumerate(_METHODS.value):
+      views = [j for m, j in settings() if m == method]
+      for metric, style in zip(METRICS, ("-o", "--s")):
+        stats = [
+            runs.mean_and_error(
+                [r["label"][metric] for r in finals[(method, j)][dataset]]
+            )
+            for j in views
+        ]
+        mean = 100 * np.array([s[0] for s in stats])
+        error = 100 * np.nan_to_num(np.array([s[1] for s in stats]))
+        ax.errorbar(
+            views,
+            mean,
+            yerr=error,
+            fmt=style,
+            color=f"C{index}",
+            capsize=3,
+            ms=4,
+            label=f"{method} {metric}",
+        )
+    ax.set(
+        title=DATASET_NAMES[dataset],
+        xlabel="views per image J",
+        ylabel="test accuracy (%)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.savefig(path, dpi=120)
+
+
+def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
+  config = make_config(_METHODS.value[0], FLAGS.datasets[0], 2, 0)
+  header = ["method", "J"] + [
+      f"{DATASET_NAMES[d]} {what}"
+      for d in FLAGS.datasets
+      for what in ("MP", "kNN", "wall (min)")
+  ]
+  lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+  for method, views in settings():
+    cells = []
+    for dataset in FLAGS.datasets:
+      results = finals[(method, views)][dataset]
+      cells += [
+          runs.format_mean_error([r["label"][m] for r in results])
+          for m in METRICS
+      ]
+      cells.append(
+          runs.format_mean_error(
+              [w / 60 for w in walls[(method, views)][dataset]], scale=1.0
+          )
+      )
+    lines.append(f"| {method} | {views} | " + " | ".join(cells) + " |")
+  total_wall = sum(sum(w) for per in walls.values() for w in per.values())
+  return f"""# Accuracy against the number of views J ({FLAGS.num_epochs}-epoch schedule)
+
+Top-1 test accuracy (%) of frozen representations, mean ± standard error over
+seeds {", ".join(FLAGS.seeds)} (MP = MLP probe; epoch and k chosen on a
+validation split of train, test once). Every setting sees {config.batch_size}
+images per step for {FLAGS.num_epochs} epochs, whatever J; {config.optimizer.name}
+lr {config.optimizer.learning_rate:g}; the same {runs.describe_setup(config)}.
+SimCLR with J > 2 is its multi-positive form (every other view of the image is
+a positive). Wall time per job covers training and evaluation.
+
+{chr(10).join(lines)}
+
+![accuracy against J]({name}.png)
+
+Command: `{command}`
+
+Wall time: {total_wall / 60:.0f} minutes for all jobs, on {platform.machine()}
+with {os.cpu_count()} CPU cores, JAX {jax.__version__} ({jax.default_backend()} backend).
+"""
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  finals, walls = run_all()
+  os.makedirs(FLAGS.results, exist_ok=True)
+  name = runs.results_name(
+      FLAGS.results, FLAGS.name, FLAGS.replace, (".md", ".png")
+  )
+  plot(finals, os.path.join(FLAGS.results, f"{name}.png"))
+  report = write_report(finals, walls, "python " + " ".join(sys.argv), name)
+  common.write_report(name, report)
+
+
+if __name__ == "__main__":
+  app.run(main)
