@@ -38,12 +38,8 @@ METRICS = ("mlp_probe_acc", "knn_acc")
 
 
 def make_config(method: str, dataset: str, views: int, seed: int):
-  config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
-  config.method, config.seed, config.num_epochs = method, seed, FLAGS.num_epochs
-  config.num_views = views
-  if FLAGS.learning_rate:
-    config.optimizer.learning_rate = FLAGS.learning_rate
-  config.eval.compare_untrained = False
+  config = common.job_config(dataset, seed)
+  config.method, config.num_views = method, views
   return config
 
 

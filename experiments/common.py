@@ -61,6 +61,15 @@ def define_flags(
   flags.DEFINE_float(
       "learning_rate", 0.0, "Learning rate; 0 keeps the config's."
   )
+  flags.DEFINE_enum(
+      "schedule",
+      None,
+      ["constant", "warmup_cosine"],
+      "Learning-rate schedule; unset keeps the config's (constant).",
+  )
+  flags.DEFINE_float(
+      "warmup_epochs", 1.0, "Linear warmup of --schedule=warmup_cosine."
+  )
 
 
 def define_method_flags() -> None:
@@ -70,18 +79,43 @@ def define_method_flags() -> None:
   flags.DEFINE_integer("posthoc_decoder_steps", 0, "0 keeps the config's.")
 
 
-def method_config(method: str, dataset: str, seed: int):
-  """``configs/<dataset>.py:<variant>`` for one job of a multi-method script:
-  the shared flags applied, no untrained-encoder reference row."""
+def job_config(dataset: str, seed: int):
+  """``configs/<dataset>.py:<variant>`` with the schedule flags applied and
+  no untrained-encoder reference row."""
   config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
-  config.method, config.seed, config.num_epochs = method, seed, FLAGS.num_epochs
-  if FLAGS.num_views:
-    config.num_views = FLAGS.num_views
+  config.seed, config.num_epochs = seed, FLAGS.num_epochs
   if FLAGS.learning_rate:
     config.optimizer.learning_rate = FLAGS.learning_rate
+  if FLAGS.schedule:
+    config.optimizer.schedule = FLAGS.schedule
+    config.optimizer.warmup_epochs = FLAGS.warmup_epochs
+  config.eval.compare_untrained = False
+  return config
+
+
+def describe_optimizer(config) -> str:
+  """E.g. 'adam lr 0.001 (eps 0.0001), constant'."""
+  optimizer = config.optimizer
+  schedule = (
+      f"linear warmup for {optimizer.warmup_epochs:g} epoch(s), then cosine "
+      f"decay to {optimizer.final_learning_rate_fraction:g} x the peak"
+      if optimizer.schedule == "warmup_cosine"
+      else "constant"
+  )
+  return (
+      f"{optimizer.name} lr {optimizer.learning_rate:g} (eps "
+      f"{optimizer.eps:g}), {schedule}"
+  )
+
+
+def method_config(method: str, dataset: str, seed: int):
+  """``job_config`` of ``method`` with the method flags applied."""
+  config = job_config(dataset, seed)
+  config.method = method
+  if FLAGS.num_views:
+    config.num_views = FLAGS.num_views
   if FLAGS.posthoc_decoder_steps:
     config.posthoc_decoder.num_steps = FLAGS.posthoc_decoder_steps
-  config.eval.compare_untrained = False
   return config
 
 

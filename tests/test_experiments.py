@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from simvae_jax import paper, runs
+from simvae_jax import outputs, paper, runs
 
 from conftest import REPO, tiny_digits_config
 
@@ -193,3 +193,31 @@ def test_ablation_j_script_on_digits(tmp_path):
   ]
   with open(runs_dir / "simvae" / "digits_J1_seed0" / "config.json") as file:
     assert '"num_views": 1' in file.read()
+
+
+def test_simvae_script_with_a_warmup_cosine_schedule_on_digits(tmp_path):
+  completed = subprocess.run(
+      [
+          sys.executable,
+          "experiments/simvae_mnist_fmnist.py",
+          "--datasets=digits",
+          "--seeds=0",
+          "--num_epochs=2",
+          "--learning_rate=1e-3",
+          "--schedule=warmup_cosine",
+          f"--root={tmp_path / 'runs'}",
+          f"--results={tmp_path / 'results'}",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  report = (tmp_path / "results" / "simvae_mnist_fmnist.md").read_text()
+  assert "| digits | " in report
+  assert "linear warmup for 1 epoch(s), then cosine decay" in report
+  metrics = outputs.read_jsonl(
+      str(tmp_path / "runs" / "digits_seed0" / "metrics.jsonl")
+  )
+  assert metrics[-1]["learning_rate"] < 0.05 * 1e-3  # decayed by the end
