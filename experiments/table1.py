@@ -24,7 +24,7 @@ import numpy as np
 from absl import app, flags, logging
 
 import common
-from simvae_jax import outputs, paper, runs
+from simvae_jax import methods, outputs, paper, runs
 from simvae_jax.paper import DATASET_NAMES, TABLE1
 
 common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
@@ -68,37 +68,54 @@ def make_config(method: str, dataset: str, seed: int):
   return config
 
 
-def reconstruction_figure(path: str) -> None:
-  """Rows: test images, then each method's reconstructions (seed 0)."""
-  datasets = FLAGS.datasets
+def grid_figure(path: str, rows_of) -> None:
+  """One panel per dataset; ``rows_of(dataset)`` gives its (label, images
+  [n, H, W, C]) rows, drawn as a grid."""
+  panels = {dataset: rows_of(dataset) for dataset in FLAGS.datasets}
   fig = matplotlib.figure.Figure(
-      figsize=(8, 0.9 * (len(FLAGS.methods) + 1) * len(datasets)),
+      figsize=(8, 0.9 * sum(len(rows) + 1 for rows in panels.values())),
       layout="constrained",
   )
-  axes = np.atleast_1d(fig.subplots(len(datasets), 1))
-  for ax, dataset in zip(axes, datasets):
-    workdir = lambda m: os.path.join(
-        FLAGS.root, m, f"{dataset}_seed{FLAGS.seeds[0]}"
-    )
-    arrays = [
-        np.load(os.path.join(workdir(m), "reconstructions.npz"))
-        for m in FLAGS.methods
-    ]
-    rows = [arrays[0]["originals"]] + [a["reconstructions"] for a in arrays]
-    grid = np.clip(outputs.image_grid(rows), 0, 1)
+  axes = np.atleast_1d(fig.subplots(len(panels), 1))
+  for ax, (dataset, rows) in zip(axes, panels.items()):
+    grid = np.clip(outputs.image_grid([images for _, images in rows]), 0, 1)
     if grid.shape[-1] == 1:
       ax.imshow(grid[..., 0], cmap="gray", vmin=0, vmax=1)
     else:
       ax.imshow(grid)
-    height = rows[0].shape[1]
+    height = rows[0][1].shape[1]
     ax.set_yticks(
         [height * (i + 0.5) for i in range(len(rows))],
-        ["test images", *FLAGS.methods],
+        [label for label, _ in rows],
         fontsize=7,
     )
     ax.set_xticks([])
     ax.set_title(DATASET_NAMES[dataset])
   fig.savefig(path, dpi=120)
+
+
+def job_file(method: str, dataset: str, name: str):
+  """An array file of the first seed's job."""
+  return np.load(
+      os.path.join(FLAGS.root, method, f"{dataset}_seed{FLAGS.seeds[0]}", name)
+  )
+
+
+def reconstruction_rows(dataset: str) -> list:
+  """The same test images, then each method's reconstructions of them."""
+  arrays = [job_file(m, dataset, "reconstructions.npz") for m in FLAGS.methods]
+  return [("test images", arrays[0]["originals"])] + [
+      (m, a["reconstructions"]) for m, a in zip(FLAGS.methods, arrays)
+  ]
+
+
+def sample_rows(dataset: str) -> list:
+  """Each generative method's first 16 prior samples."""
+  return [
+      (m, job_file(m, dataset, "samples.npz")["samples"][:16])
+      for m in FLAGS.methods
+      if m in methods.GENERATIVE
+  ]
 
 
 def fid_report(finals: dict) -> str:
@@ -148,6 +165,15 @@ through their post-hoc decoder).
 
 {chr(10).join(lines)}
 """
+
+
+def samples_line(name: str) -> str:
+  if not any(m in methods.GENERATIVE for m in FLAGS.methods):
+    return ""
+  return (
+      "\nPrior samples of the generative methods (first seed):\n\n"
+      f"![samples]({name}_samples.png)\n"
+  )
 
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
@@ -238,7 +264,7 @@ time per job (training, post-hoc decoder and evaluation):
 {chr(10).join(recon)}
 
 ![reconstructions]({name}_reconstructions.png)
-
+{samples_line(name)}
 Method hyperparameters:
 {hyper}
 
@@ -255,11 +281,17 @@ def main(argv):
   finals, walls = common.run_method_jobs(make_config)
   os.makedirs(FLAGS.results, exist_ok=True)
   name = runs.results_name(
-      FLAGS.results, FLAGS.name, FLAGS.replace, (".md", "_reconstructions.png")
+      FLAGS.results,
+      FLAGS.name,
+      FLAGS.replace,
+      (".md", "_reconstructions.png", "_samples.png"),
   )
-  reconstruction_figure(
-      os.path.join(FLAGS.results, f"{name}_reconstructions.png")
+  grid_figure(
+      os.path.join(FLAGS.results, f"{name}_reconstructions.png"),
+      reconstruction_rows,
   )
+  if any(m in methods.GENERATIVE for m in FLAGS.methods):
+    grid_figure(os.path.join(FLAGS.results, f"{name}_samples.png"), sample_rows)
   report = write_report(finals, walls, "python " + " ".join(sys.argv), name)
   if _NOTES.value:
     with open(_NOTES.value) as file:

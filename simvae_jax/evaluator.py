@@ -344,5 +344,7 @@ class Evaluator:
         originals=originals,
         reconstructions=recon,
     )
+    if method.generative:
+      np.savez_compressed(str(self.workdir / "samples.npz"), samples=samples)
     if self.writer is not None:
       self.writer.write_images(step, figures)

@@ -70,6 +70,8 @@ def test_table1_script_on_digits(tmp_path):
     assert f"| {method} |" in report
   assert report.endswith("## Discussion\nhand-written\n")
   assert (tmp_path / "results" / "table1_digits_reconstructions.png").exists()
+  assert (tmp_path / "results" / "table1_digits_samples.png").exists()
+  assert "![samples](table1_digits_samples.png)" in report
   # Run again (jobs are finished, so only the report is made): a new name,
   # the committed file untouched; --replace rewrites it; --fid evaluates the
   # finished jobs again with FID instead of retraining them.
