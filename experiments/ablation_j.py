@@ -21,7 +21,7 @@ import sys
 import jax
 import matplotlib.figure
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import common
 from simvae_jax import runs
@@ -166,4 +166,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run_script(main)

@@ -141,6 +141,20 @@ def run_method_jobs(make_config) -> tuple[dict, dict]:
   return finals, walls
 
 
+def run_script(main) -> None:
+  """``app.run(main)``; a job stopped by SIGTERM/SIGINT ends the script with
+  its message and exit code 0 (re-running resumes it)."""
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except runs.Interrupted as interrupted:
+      print(interrupted, flush=True)
+      return 0
+
+  app.run(guarded)
+
+
 def write_report(name: str, report: str) -> None:
   """Writes ``<results>/<name>.md``, prints it and where it went."""
   path = os.path.join(FLAGS.results, f"{name}.md")

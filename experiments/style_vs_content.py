@@ -27,7 +27,7 @@ import sys
 import jax
 import matplotlib.figure
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 import common
 from simvae_jax import runs
@@ -221,4 +221,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run_script(main)

@@ -3,7 +3,8 @@
 A job trains and evaluates in its own workdir. A finished job leaves
 ``job.json`` (its resolved config and the wall seconds spent on it); running it
 again with the same config is skipped, and an interrupted job resumes from its
-latest checkpoint.
+latest checkpoint. A job stopped by SIGTERM/SIGINT raises ``Interrupted`` so
+that the script stops too (re-running it resumes the job).
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ def epoch_length(config) -> int:
   )
 
 
+class Interrupted(Exception):
+  """A job's training was stopped by a signal (its checkpoint is saved)."""
+
+
 def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
   """Trains and evaluates unless a finished job with the same config is there.
 
@@ -118,15 +123,23 @@ def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
   if os.path.exists(job_path):
     with open(job_path) as file:
       job = json.load(file)
-  if job.get("config") != resolved:
+  if job.get("config") != resolved or not job.get("finished", True):
     started = time.time()
-    train.train_and_evaluate(config, workdir)
+    result = train.train_and_evaluate(config, workdir)
+    interrupted = bool(result.get("interrupted"))
     job = {
         "config": resolved,
         "wall_seconds": job.get("wall_seconds", 0.0) + time.time() - started,
+        "finished": not interrupted,
     }
+    os.makedirs(workdir, exist_ok=True)
     with open(job_path, "w") as file:
       json.dump(job, file)
+    if interrupted:
+      raise Interrupted(
+          f"{workdir} was stopped by a signal at step {result['step']} "
+          f"(checkpoint saved); re-run the same command to resume."
+      )
   per_epoch = epoch_length(config)
   history = outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
   for entry in history:

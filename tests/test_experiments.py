@@ -223,3 +223,19 @@ def test_simvae_script_with_a_warmup_cosine_schedule_on_digits(tmp_path):
       str(tmp_path / "runs" / "digits_seed0" / "metrics.jsonl")
   )
   assert metrics[-1]["learning_rate"] < 0.05 * 1e-3  # decayed by the end
+
+
+def test_an_interrupted_job_is_not_marked_finished(tmp_path, monkeypatch):
+  workdir = str(tmp_path / "job")
+  config = tiny_digits_config(num_steps=4)
+  real = runs.train.train_and_evaluate
+  monkeypatch.setattr(
+      runs.train,
+      "train_and_evaluate",
+      lambda config, workdir: {"step": 2, "interrupted": True},
+  )
+  with pytest.raises(runs.Interrupted, match="re-run the same command"):
+    runs.run_job(config, workdir)
+  monkeypatch.setattr(runs.train, "train_and_evaluate", real)
+  final, _, _ = runs.run_job(config, workdir)  # trains now, not skipped
+  assert final["step"] == 4
