@@ -7,6 +7,7 @@ own defaults, and read the values from ``FLAGS``.
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
@@ -153,6 +154,19 @@ def run_script(main) -> None:
       return 0
 
   app.run(guarded)
+
+
+def results_name(suffixes=(".md", ".png")) -> str:
+  """A results name none of whose files exist yet (``--name``, else
+  ``--name-2``, ...; ``--replace`` keeps ``--name``), in an existing
+  ``--results`` folder."""
+  os.makedirs(FLAGS.results, exist_ok=True)
+  return runs.results_name(FLAGS.results, FLAGS.name, FLAGS.replace, suffixes)
+
+
+def command_line() -> str:
+  """The command that ran this script, for its results file."""
+  return "python " + " ".join(sys.argv)
 
 
 def write_report(name: str, report: str) -> None:

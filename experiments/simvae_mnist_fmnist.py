@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 
 import jax
 import matplotlib.figure
@@ -181,12 +180,9 @@ def main(argv):
       finals.setdefault(dataset, []).append(final)
       histories.setdefault(dataset, []).append(history)
       walls.setdefault(dataset, []).append(wall)
-  os.makedirs(FLAGS.results, exist_ok=True)
-  name = runs.results_name(
-      FLAGS.results, FLAGS.name, FLAGS.replace, (".md", ".png")
-  )
+  name = common.results_name()
   plot(histories, os.path.join(FLAGS.results, f"{name}.png"))
-  command = "python " + " ".join(sys.argv)
+  command = common.command_line()
   common.write_report(name, write_report(finals, walls, command, name))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 
 import jax
 import matplotlib.figure
@@ -211,12 +210,9 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   finals, walls = common.run_method_jobs(make_config)
-  os.makedirs(FLAGS.results, exist_ok=True)
-  name = runs.results_name(
-      FLAGS.results, FLAGS.name, FLAGS.replace, (".md", ".png")
-  )
+  name = common.results_name()
   scatter(finals, os.path.join(FLAGS.results, f"{name}.png"))
-  report = write_report(finals, walls, "python " + " ".join(sys.argv), name)
+  report = write_report(finals, walls, common.command_line(), name)
   common.write_report(name, report)
 
 

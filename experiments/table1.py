@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 
 import jax
 import matplotlib.figure
@@ -279,20 +278,14 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   finals, walls = common.run_method_jobs(make_config)
-  os.makedirs(FLAGS.results, exist_ok=True)
-  name = runs.results_name(
-      FLAGS.results,
-      FLAGS.name,
-      FLAGS.replace,
-      (".md", "_reconstructions.png", "_samples.png"),
-  )
+  name = common.results_name((".md", "_reconstructions.png", "_samples.png"))
   grid_figure(
       os.path.join(FLAGS.results, f"{name}_reconstructions.png"),
       reconstruction_rows,
   )
   if any(m in methods.GENERATIVE for m in FLAGS.methods):
     grid_figure(os.path.join(FLAGS.results, f"{name}_samples.png"), sample_rows)
-  report = write_report(finals, walls, "python " + " ".join(sys.argv), name)
+  report = write_report(finals, walls, common.command_line(), name)
   if _NOTES.value:
     with open(_NOTES.value) as file:
       report += "\n" + file.read()

@@ -3,7 +3,6 @@ celeb_a, and configs/celeba.py end to end (synthetic images: CelebA's own are
 not on these machines; its attribute file is)."""
 
 import json
-import os
 import subprocess
 import sys
 

@@ -6,11 +6,9 @@ per case.
 """
 
 import os
-import pathlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from conftest import REPO

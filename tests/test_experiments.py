@@ -11,6 +11,27 @@ from simvae_jax import outputs, paper, runs
 from conftest import REPO, tiny_digits_config
 
 
+def run_script(script: str, tmp_path, *flags) -> str:
+  """Runs ``experiments/<script>.py`` on digits with its jobs and results
+  under tmp_path; asserts it succeeds and returns the results folder."""
+  completed = subprocess.run(
+      [
+          sys.executable,
+          f"experiments/{script}.py",
+          "--datasets=digits",
+          f"--root={tmp_path / 'runs'}",
+          f"--results={tmp_path / 'results'}",
+          *flags,
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  return tmp_path / "results"
+
+
 def test_finished_job_is_skipped_and_changed_config_reruns(tmp_path):
   workdir = str(tmp_path / "job")
   config = tiny_digits_config(num_steps=4)
@@ -46,25 +67,14 @@ def test_table1_script_on_digits(tmp_path):
   notes = tmp_path / "notes.md"
   notes.write_text("## Discussion\nhand-written\n")
   command = [
-      sys.executable,
-      "experiments/table1.py",
-      "--datasets=digits",
       "--methods=random,simclr,simvae",
+      "--seeds=0",
       "--num_epochs=1",
       "--posthoc_decoder_steps=20",
-      f"--root={tmp_path / 'runs'}",
-      f"--results={tmp_path / 'results'}",
       "--name=table1_digits",
       f"--notes={notes}",
   ]
-  completed = subprocess.run(
-      command + ["--seeds=0"],
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
-  )
-  assert completed.returncode == 0, completed.stderr[-3000:]
+  run_script("table1", tmp_path, *command)
   report = (tmp_path / "results" / "table1_digits.md").read_text()
   for method in ("random", "simclr", "simvae"):
     assert f"| {method} |" in report
@@ -78,14 +88,7 @@ def test_table1_script_on_digits(tmp_path):
   (tmp_path / "results" / "table1_digits.md").write_text("committed")
   fid = ["--replace", "--fid", f"--fid_cache_dir={tmp_path / 'fid'}"]
   for extra in ([], fid):
-    completed = subprocess.run(
-        command + ["--seeds=0"] + extra,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    run_script("table1", tmp_path, *command, *extra)
   assert (tmp_path / "results" / "table1_digits-2.md").exists()
   assert (tmp_path / "results" / "table1_digits-2_reconstructions.png").exists()
   assert (
@@ -137,24 +140,14 @@ def test_changed_keys_ignore_fields_added_after_the_run():
 
 
 def test_style_vs_content_script_on_digits(tmp_path):
-  completed = subprocess.run(
-      [
-          sys.executable,
-          "experiments/style_vs_content.py",
-          "--datasets=digits",
-          "--methods=simclr,simvae",
-          "--seeds=0",
-          "--num_epochs=1",
-          "--posthoc_decoder_steps=20",
-          f"--root={tmp_path / 'runs'}",
-          f"--results={tmp_path / 'results'}",
-      ],
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
+  run_script(
+      "style_vs_content",
+      tmp_path,
+      "--methods=simclr,simvae",
+      "--seeds=0",
+      "--num_epochs=1",
+      "--posthoc_decoder_steps=20",
   )
-  assert completed.returncode == 0, completed.stderr[-3000:]
   report = (tmp_path / "results" / "style_vs_content.md").read_text()
   assert (tmp_path / "results" / "style_vs_content.png").exists()
   assert "H2 holds" in report or "H2 does not hold" in report
@@ -167,23 +160,9 @@ def test_style_vs_content_script_on_digits(tmp_path):
 
 
 def test_ablation_j_script_on_digits(tmp_path):
-  completed = subprocess.run(
-      [
-          sys.executable,
-          "experiments/ablation_j.py",
-          "--datasets=digits",
-          "--views=1,2",
-          "--seeds=0",
-          "--num_epochs=1",
-          f"--root={tmp_path / 'runs'}",
-          f"--results={tmp_path / 'results'}",
-      ],
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
+  run_script(
+      "ablation_j", tmp_path, "--views=1,2", "--seeds=0", "--num_epochs=1"
   )
-  assert completed.returncode == 0, completed.stderr[-3000:]
   report = (tmp_path / "results" / "ablation_j.md").read_text()
   assert (tmp_path / "results" / "ablation_j.png").exists()
   assert "| simvae | 1 |" in report and "| simvae | 2 |" in report
@@ -198,24 +177,14 @@ def test_ablation_j_script_on_digits(tmp_path):
 
 
 def test_simvae_script_with_a_warmup_cosine_schedule_on_digits(tmp_path):
-  completed = subprocess.run(
-      [
-          sys.executable,
-          "experiments/simvae_mnist_fmnist.py",
-          "--datasets=digits",
-          "--seeds=0",
-          "--num_epochs=2",
-          "--learning_rate=1e-3",
-          "--schedule=warmup_cosine",
-          f"--root={tmp_path / 'runs'}",
-          f"--results={tmp_path / 'results'}",
-      ],
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
+  run_script(
+      "simvae_mnist_fmnist",
+      tmp_path,
+      "--seeds=0",
+      "--num_epochs=2",
+      "--learning_rate=1e-3",
+      "--schedule=warmup_cosine",
   )
-  assert completed.returncode == 0, completed.stderr[-3000:]
   report = (tmp_path / "results" / "simvae_mnist_fmnist.md").read_text()
   assert "| digits | " in report
   assert "linear warmup for 1 epoch(s), then cosine decay" in report
