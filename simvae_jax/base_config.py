@@ -258,10 +258,9 @@ def get_cifar10_config(variant: str | None) -> ml_collections.ConfigDict:
   variant = checked_variant(variant, CIFAR10_VARIANTS)
   config = natural_image_config("cifar10", variant)
   if variant == "quick":
-    config.num_views = 2
-    config.num_epochs = 2
+    config.num_views = 4
+    config.num_epochs = 1
     config.optimizer.learning_rate = 1e-3
-    config.eval.max_train_examples = 10000
     config.eval.compare_untrained = False
     config.posthoc_decoder.num_steps = 300
   return config
