@@ -71,13 +71,21 @@ def grid_figure(path: str, rows_of) -> None:
   """One panel per dataset; ``rows_of(dataset)`` gives its (label, images
   [n, H, W, C]) rows, drawn as a grid."""
   panels = {dataset: rows_of(dataset) for dataset in FLAGS.datasets}
+  grids = {
+      dataset: np.clip(outputs.image_grid([images for _, images in rows]), 0, 1)
+      for dataset, rows in panels.items()
+  }
+  width = 8.0  # inches; each panel's height follows its grid's aspect
   fig = matplotlib.figure.Figure(
-      figsize=(8, 0.9 * sum(len(rows) + 1 for rows in panels.values())),
+      figsize=(
+          width,
+          sum(width * g.shape[0] / g.shape[1] + 0.5 for g in grids.values()),
+      ),
       layout="constrained",
   )
   axes = np.atleast_1d(fig.subplots(len(panels), 1))
   for ax, (dataset, rows) in zip(axes, panels.items()):
-    grid = np.clip(outputs.image_grid([images for _, images in rows]), 0, 1)
+    grid = grids[dataset]
     if grid.shape[-1] == 1:
       ax.imshow(grid[..., 0], cmap="gray", vmin=0, vmax=1)
     else:

@@ -208,3 +208,23 @@ def test_an_interrupted_job_is_not_marked_finished(tmp_path, monkeypatch):
   monkeypatch.setattr(runs.train, "train_and_evaluate", real)
   final, _, _ = runs.run_job(config, workdir)  # trains now, not skipped
   assert final["step"] == 4
+
+
+def test_lr_sweep_chooses_on_validation_and_reports_test_once(tmp_path):
+  results = run_script(
+      "lr_sweep",
+      tmp_path,
+      "--methods=simclr",
+      "--learning_rates=1e-3,1e-2",
+      "--seeds=0",
+      "--num_epochs=1",
+      "--posthoc_decoder_steps=20",
+  )
+  report = (results / "lr_sweep.md").read_text()
+  rows = [l for l in report.splitlines() if l.startswith("| simclr | digits")]
+  assert len(rows) == 2 and sum("(chosen)" in r for r in rows) == 1
+  chosen = next(r for r in rows if "(chosen)" in r)
+  other = next(r for r in rows if "(chosen)" not in r)
+  assert chosen.count("**") == 4 and other.endswith("|  |  |")
+  val = lambda row: float(row.split("|")[4])
+  assert val(chosen) >= val(other)  # the best validation MLP probe
