@@ -1,12 +1,25 @@
 """Shared fixtures: small configs and the optional offline datasets."""
 
+import atexit
 import importlib.util
 import os
 import pathlib
+import shutil
+import tempfile
 
-import pytest
+# One XLA compilation cache per test session, shared with the processes the
+# tests start (set before JAX is imported): many tests compile the same small
+# programs, and a resumed or repeated run compiles its step again.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(
+      prefix="simvae-jax-cache-"
+  )
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
-from simvae_jax.base_config import get_digits_config
+import pytest  # pylint: disable=g-import-not-at-top
+
+from simvae_jax.base_config import get_digits_config  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
