@@ -36,9 +36,10 @@ MIN_VIEWS = {"simclr": 2}  # contrastive methods need a positive pair
 METRICS = ("mlp_probe_acc", "knn_acc")
 
 
-def make_config(method: str, dataset: str, views: int, seed: int):
+def make_config(setting: tuple[str, int], dataset: str, seed: int):
+  """The job of a (method, J) setting."""
   config = common.job_config(dataset, seed)
-  config.method, config.num_views = method, views
+  config.method, config.num_views = setting
   return config
 
 
@@ -54,20 +55,11 @@ def settings():
 
 def run_all() -> tuple[dict, dict]:
   """({(method, J): {dataset: [eval.json per seed]}}, the same of walls)."""
-  finals, walls = {}, {}
-  for method, views in settings():
-    for dataset in FLAGS.datasets:
-      for seed in map(int, FLAGS.seeds):
-        workdir = os.path.join(
-            FLAGS.root, method, f"{dataset}_J{views}_seed{seed}"
-        )
-        final, _, wall = runs.run_job(
-            make_config(method, dataset, views, seed), workdir
-        )
-        key = (method, views)
-        finals.setdefault(key, {}).setdefault(dataset, []).append(final)
-        walls.setdefault(key, {}).setdefault(dataset, []).append(wall)
-  return finals, walls
+  return common.run_jobs(
+      settings(),
+      make_config,
+      lambda setting, dataset, seed: f"{setting[0]}/{dataset}_J{setting[1]}_seed{seed}",
+  )
 
 
 def plot(finals: dict, path: str) -> None:
@@ -108,7 +100,7 @@ def plot(finals: dict, path: str) -> None:
 
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
-  config = make_config(_METHODS.value[0], FLAGS.datasets[0], 2, 0)
+  config = make_config((_METHODS.value[0], 2), FLAGS.datasets[0], 0)
   header = ["method", "J"] + [
       f"{DATASET_NAMES[d]} {what}"
       for d in FLAGS.datasets

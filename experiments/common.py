@@ -120,26 +120,36 @@ def method_config(method: str, dataset: str, seed: int):
   return config
 
 
+def run_jobs(variants, make_config, job_name) -> tuple[dict, dict]:
+  """Runs (or reuses) one job per variant (e.g. a method, or a (method, J)
+  pair), dataset and seed: ``make_config(variant, dataset, seed)`` in
+  ``--root/<job_name(variant, dataset, seed)>``. Returns ({variant: {dataset:
+  [eval.json per seed]}}, the same of wall seconds)."""
+  finals, walls = {}, {}
+  for variant in variants:
+    for dataset in FLAGS.datasets:
+      for seed in map(int, FLAGS.seeds):
+        final, _, wall = runs.run_job(
+            make_config(variant, dataset, seed),
+            os.path.join(FLAGS.root, job_name(variant, dataset, seed)),
+        )
+        finals.setdefault(variant, {}).setdefault(dataset, []).append(final)
+        walls.setdefault(variant, {}).setdefault(dataset, []).append(wall)
+  return finals, walls
+
+
 def run_method_jobs(make_config) -> tuple[dict, dict]:
-  """Runs (or reuses) ``--root/<method>/<dataset>_seed<k>`` for every method,
-  dataset and seed: ({method: {dataset: [eval.json per seed]}}, the same of
-  wall seconds)."""
+  """``run_jobs`` over ``--methods``, in ``--root/<method>/<dataset>_seed<k>``."""
   unknown = [m for m in FLAGS.methods if m not in methods.METHODS]
   if unknown:
     raise app.UsageError(
         f"Unknown methods {unknown}; choose from {methods.METHODS}"
     )
-  finals, walls = {}, {}
-  for method in FLAGS.methods:
-    for dataset in FLAGS.datasets:
-      for seed in map(int, FLAGS.seeds):
-        workdir = os.path.join(FLAGS.root, method, f"{dataset}_seed{seed}")
-        final, _, wall = runs.run_job(
-            make_config(method, dataset, seed), workdir
-        )
-        finals.setdefault(method, {}).setdefault(dataset, []).append(final)
-        walls.setdefault(method, {}).setdefault(dataset, []).append(wall)
-  return finals, walls
+  return run_jobs(
+      FLAGS.methods,
+      make_config,
+      lambda method, dataset, seed: f"{method}/{dataset}_seed{seed}",
+  )
 
 
 def run_script(main) -> None:

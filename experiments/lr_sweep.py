@@ -34,23 +34,31 @@ _RATES = flags.DEFINE_list(
 )
 
 
-def run_all() -> dict:
-  """{(method, dataset): {lr: [eval.json per seed]}} and wall seconds."""
-  finals, walls = {}, {}
-  for method in FLAGS.methods:
-    for dataset in FLAGS.datasets:
-      for rate in map(float, _RATES.value):
-        for seed in map(int, FLAGS.seeds):
-          config = common.method_config(method, dataset, seed)
-          config.optimizer.learning_rate = rate
-          workdir = os.path.join(
-              FLAGS.root, method, f"{dataset}_lr{rate:g}_seed{seed}"
-          )
-          final, _, wall = runs.run_job(config, workdir)
-          finals.setdefault((method, dataset), {}).setdefault(rate, [])
-          finals[(method, dataset)][rate].append(final["label"])
-          walls[(method, dataset, rate, seed)] = wall
-  return finals, walls
+def make_config(setting, dataset: str, seed: int):
+  method, rate = setting
+  config = common.method_config(method, dataset, seed)
+  config.optimizer.learning_rate = rate
+  return config
+
+
+def run_all() -> tuple[dict, dict]:
+  """({(method, dataset): {lr: [eval.json "label" per seed]}}, {(method,
+  lr): {dataset: [wall seconds per seed]}})."""
+  settings = [(m, r) for m in FLAGS.methods for r in map(float, _RATES.value)]
+  finals, walls = common.run_jobs(
+      settings,
+      make_config,
+      lambda setting, dataset, seed: (
+          f"{setting[0]}/{dataset}_lr{setting[1]:g}_seed{seed}"
+      ),
+  )
+  by_method = {}
+  for (method, rate), per_dataset in finals.items():
+    for dataset, results in per_dataset.items():
+      by_method.setdefault((method, dataset), {})[rate] = [
+          r["label"] for r in results
+      ]
+  return by_method, walls
 
 
 def chosen_rate(per_rate: dict) -> float:
@@ -98,7 +106,7 @@ shared {runs.describe_setup(config)}; {config.optimizer.name} with each learning
 
 Command: `{command}`
 
-Wall time: {sum(walls.values()) / 60:.0f} minutes for all jobs, on {platform.machine()}
+Wall time: {sum(sum(w) for per in walls.values() for w in per.values()) / 60:.0f} minutes for all jobs, on {platform.machine()}
 with {os.cpu_count()} CPU cores, JAX {jax.__version__} ({jax.default_backend()} backend).
 """
 

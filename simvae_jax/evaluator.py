@@ -151,6 +151,8 @@ class Evaluator:
     """{task name: {split: (classes [n], representations [n, D])}} of each
     style task's transformed images (the first ``eval.style_max_examples``
     of each split); computed by all processes together."""
+    if not self.style_tasks:
+      return {}
     config = self.experiment.config
     limit = config.eval.style_max_examples
     splits = {
