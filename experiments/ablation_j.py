@@ -55,11 +55,12 @@ def settings():
 
 def run_all() -> tuple[dict, dict]:
   """({(method, J): {dataset: [eval.json per seed]}}, the same of walls)."""
-  return common.run_jobs(
+  finals, walls, _ = common.run_jobs(
       settings(),
       make_config,
       lambda setting, dataset, seed: f"{setting[0]}/{dataset}_J{setting[1]}_seed{seed}",
   )
+  return finals, walls
 
 
 def plot(finals: dict, path: str) -> None:

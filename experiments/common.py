@@ -9,11 +9,20 @@ from __future__ import annotations
 import os
 import sys
 
+import matplotlib.figure
+import numpy as np
 from absl import app, flags
 
 from simvae_jax import methods, runs
+from simvae_jax.paper import TABLE1
 
 FLAGS = flags.FLAGS
+# Metric drawn by plot_curves: its colour.
+CURVE_METRICS = {
+    "mlp_probe_acc": "C0",
+    "knn_acc": "C1",
+    "linear_probe_acc": "C2",
+}
 ALL_METHODS = (
     "random",
     "simclr",
@@ -94,8 +103,9 @@ def job_config(dataset: str, seed: int):
   return config
 
 
-def describe_optimizer(config) -> str:
-  """E.g. 'adam lr 0.001 (eps 0.0001), constant'."""
+def describe_optimizer(config, with_rate: bool = True) -> str:
+  """E.g. 'adam lr 0.001 (eps 0.0001), constant' ('adam (eps 0.0001),
+  constant' without the rate)."""
   optimizer = config.optimizer
   schedule = (
       f"linear warmup for {optimizer.warmup_epochs:g} epoch(s), then cosine "
@@ -103,10 +113,8 @@ def describe_optimizer(config) -> str:
       if optimizer.schedule == "warmup_cosine"
       else "constant"
   )
-  return (
-      f"{optimizer.name} lr {optimizer.learning_rate:g} (eps "
-      f"{optimizer.eps:g}), {schedule}"
-  )
+  rate = f" lr {optimizer.learning_rate:g}" if with_rate else ""
+  return f"{optimizer.name}{rate} (eps {optimizer.eps:g}), {schedule}"
 
 
 def method_config(method: str, dataset: str, seed: int):
@@ -120,25 +128,92 @@ def method_config(method: str, dataset: str, seed: int):
   return config
 
 
-def run_jobs(variants, make_config, job_name) -> tuple[dict, dict]:
+def run_jobs(variants, make_config, job_name) -> tuple[dict, dict, dict]:
   """Runs (or reuses) one job per variant (e.g. a method, or a (method, J)
   pair), dataset and seed: ``make_config(variant, dataset, seed)`` in
   ``--root/<job_name(variant, dataset, seed)>``. Returns ({variant: {dataset:
-  [eval.json per seed]}}, the same of wall seconds)."""
-  finals, walls = {}, {}
+  [eval.json per seed]}}, the same of wall seconds, the same of eval
+  histories (``runs.run_job``))."""
+  finals, walls, histories = {}, {}, {}
   for variant in variants:
     for dataset in FLAGS.datasets:
       for seed in map(int, FLAGS.seeds):
-        final, _, wall = runs.run_job(
+        final, history, wall = runs.run_job(
             make_config(variant, dataset, seed),
             os.path.join(FLAGS.root, job_name(variant, dataset, seed)),
         )
-        finals.setdefault(variant, {}).setdefault(dataset, []).append(final)
-        walls.setdefault(variant, {}).setdefault(dataset, []).append(wall)
-  return finals, walls
+        for results, value in (
+            (finals, final),
+            (walls, wall),
+            (histories, history),
+        ):
+          results.setdefault(variant, {}).setdefault(dataset, []).append(value)
+  return finals, walls, histories
 
 
-def run_method_jobs(make_config) -> tuple[dict, dict]:
+def define_eval_every_flag(default: int) -> None:
+  flags.DEFINE_integer(
+      "eval_every_epochs",
+      default,
+      "Evaluate every N epochs for the accuracy curve (0: only at the end).",
+  )
+
+
+def evaluate_every_epochs(config, epochs: int):
+  """``config`` evaluated every ``epochs`` epochs (0: only at the end)."""
+  config.eval.every_steps = epochs * runs.epoch_length(config)
+  return config
+
+
+def paper_accuracy(method: str, dataset: str) -> dict:
+  """The paper's Table 1 {"mlp_probe_acc": %, "knn_acc": %} of ``method`` on
+  ``dataset`` ({} if not reported)."""
+  reported = TABLE1.get(method, {}).get(dataset)
+  if reported is None:
+    return {}
+  return dict(zip(("mlp_probe_acc", "knn_acc"), reported))
+
+
+def plot_curves(panels: dict, references: dict, path: str) -> None:
+  """Test accuracy against epochs, one panel per title.
+
+  panels: {title: [eval history per seed]} (``runs.run_job``'s, with
+    ``epoch``); each metric is drawn as its mean over seeds.
+  references: {title: {metric: accuracy (%)}} drawn as dashed lines (e.g.
+    the paper's 400-epoch numbers).
+  """
+  fig = matplotlib.figure.Figure(figsize=(5.5 * len(panels), 4))
+  axes = np.atleast_1d(fig.subplots(1, len(panels)))
+  for ax, (title, seed_histories) in zip(axes, panels.items()):
+    epochs = [h["epoch"] for h in seed_histories[0]]
+    for metric, colour in CURVE_METRICS.items():
+      curves = 100 * np.array(
+          [[h["label"][metric] for h in history] for history in seed_histories]
+      )
+      ax.plot(
+          epochs,
+          curves.mean(0),
+          "-o",
+          color=colour,
+          ms=3,
+          label=f"{metric} (mean of {len(seed_histories)} seeds)",
+      )
+      if metric in references.get(title, {}):
+        ax.axhline(
+            references[title][metric],
+            color=colour,
+            ls="--",
+            lw=1,
+            label=f"paper {metric}, 400 epochs",
+        )
+    ax.set(title=title, xlabel="epoch", ylabel="test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def run_method_jobs(make_config) -> tuple[dict, dict, dict]:
   """``run_jobs`` over ``--methods``, in ``--root/<method>/<dataset>_seed<k>``."""
   unknown = [m for m in FLAGS.methods if m not in methods.METHODS]
   if unknown:

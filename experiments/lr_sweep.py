@@ -9,6 +9,11 @@ of each method and dataset is the one with the best mean *validation* MLP
 probe accuracy (the probe's held-out part of train); only the chosen one's test
 accuracy is reported, so the choice does not look at test. Writes
 ``experiments/results/lr_sweep.md``.
+
+With ``--final_num_epochs=N`` the sweep is a short pilot: each method's chosen
+rate is then trained for N epochs (in ``.../<dataset>_lr<lr>_seed<k>_<N>epochs``,
+evaluated every ``--eval_every_epochs``), and test accuracy is reported for
+those long runs only, with their accuracy curve in ``lr_sweep.png``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ FLAGS.set_default("methods", ["simclr", "moco"])
 _RATES = flags.DEFINE_list(
     "learning_rates", ["1e-4", "3e-4", "1e-3"], "Learning rates to try."
 )
+_FINAL_EPOCHS = flags.DEFINE_integer(
+    "final_num_epochs",
+    0,
+    "Then train each method's chosen rate for this many epochs and report "
+    "test for those runs only (0: report the sweep's own test accuracy).",
+)
+common.define_eval_every_flag(default=0)
 
 
 def make_config(setting, dataset: str, seed: int):
@@ -41,24 +53,61 @@ def make_config(setting, dataset: str, seed: int):
   return config
 
 
-def run_all() -> tuple[dict, dict]:
-  """({(method, dataset): {lr: [eval.json "label" per seed]}}, {(method,
-  lr): {dataset: [wall seconds per seed]}})."""
-  settings = [(m, r) for m in FLAGS.methods for r in map(float, _RATES.value)]
-  finals, walls = common.run_jobs(
-      settings,
-      make_config,
-      lambda setting, dataset, seed: (
-          f"{setting[0]}/{dataset}_lr{setting[1]:g}_seed{seed}"
-      ),
-  )
+def make_final_config(setting, dataset: str, seed: int):
+  config = make_config(setting, dataset, seed)
+  config.num_epochs = _FINAL_EPOCHS.value
+  return common.evaluate_every_epochs(config, FLAGS.eval_every_epochs)
+
+
+def by_method_and_dataset(finals: dict) -> dict:
+  """{(method, lr): {dataset: [eval.json]}} -> {(method, dataset): {lr:
+  [eval.json "label" per seed]}}."""
   by_method = {}
   for (method, rate), per_dataset in finals.items():
     for dataset, results in per_dataset.items():
       by_method.setdefault((method, dataset), {})[rate] = [
           r["label"] for r in results
       ]
-  return by_method, walls
+  return by_method
+
+
+def job_name(setting, dataset: str, seed: int) -> str:
+  method, rate = setting
+  return f"{method}/{dataset}_lr{rate:g}_seed{seed}"
+
+
+def run_sweep() -> tuple[dict, dict]:
+  """({(method, dataset): {lr: [eval.json "label" per seed]}}, {(method,
+  lr): {dataset: [wall seconds per seed]}})."""
+  settings = [(m, r) for m in FLAGS.methods for r in map(float, _RATES.value)]
+  finals, walls, _ = common.run_jobs(settings, make_config, job_name)
+  return by_method_and_dataset(finals), walls
+
+
+def run_final(sweep: dict) -> tuple[dict, dict, dict]:
+  """Each (method, dataset)'s chosen rate trained for --final_num_epochs.
+
+  Returns ({(method, dataset): {lr: [eval.json "label" per seed]}} with the
+  chosen lr only, {(method, lr): {dataset: [wall seconds per seed]}},
+  {(method, dataset): [eval history per seed]}).
+  """
+  finals, walls, histories = {}, {}, {}
+  for (method, dataset), per_rate in sweep.items():
+    setting = (method, chosen_rate(per_rate))
+    for seed in map(int, FLAGS.seeds):
+      final, history, wall = runs.run_job(
+          make_final_config(setting, dataset, seed),
+          os.path.join(
+              FLAGS.root,
+              f"{job_name(setting, dataset, seed)}_{_FINAL_EPOCHS.value}epochs",
+          ),
+      )
+      finals.setdefault((method, dataset), {}).setdefault(
+          setting[1], []
+      ).append(final["label"])
+      walls.setdefault(setting, {}).setdefault(dataset, []).append(wall)
+      histories.setdefault((method, dataset), []).append(history)
+  return finals, walls, histories
 
 
 def chosen_rate(per_rate: dict) -> float:
@@ -71,18 +120,20 @@ def chosen_rate(per_rate: dict) -> float:
   )
 
 
-def write_report(finals: dict, walls: dict, command: str) -> str:
+def sweep_table(sweep: dict, show_test: bool) -> str:
+  """One row per (method, dataset, lr); test only for the chosen lr and only
+  if ``show_test``."""
   lines = [
       "| method | dataset | lr | val MP | val kNN | test MP | test kNN |",
       "|---|---|---|---|---|---|---|",
   ]
-  for (method, dataset), per_rate in finals.items():
+  for (method, dataset), per_rate in sweep.items():
     best = chosen_rate(per_rate)
     for rate, results in per_rate.items():
       cell = lambda key: runs.format_mean_error([r[key] for r in results])
       test = (
           [f"**{cell('mlp_probe_acc')}**", f"**{cell('knn_acc')}**"]
-          if rate == best
+          if rate == best and show_test
           else ["", ""]
       )
       lines.append(
@@ -92,18 +143,58 @@ def write_report(finals: dict, walls: dict, command: str) -> str:
           + " | ".join(test)
           + " |"
       )
+  return "\n".join(lines)
+
+
+def final_section(finals: dict, name: str) -> str:
+  """The long runs of the chosen rates against the paper's Table 1."""
+  lines = [
+      "| method | dataset | lr | val MP | test MP | test kNN | test linear "
+      "| paper MP / kNN (400 epochs) |",
+      "|---|---|---|---|---|---|---|---|",
+  ]
+  for (method, dataset), per_rate in finals.items():
+    ((rate, results),) = per_rate.items()
+    cell = lambda key: runs.format_mean_error([r[key] for r in results])
+    paper = common.paper_accuracy(method, dataset)
+    lines.append(
+        f"| {method} | {DATASET_NAMES[dataset]} | {rate:g} | "
+        f"{cell('mlp_probe_val_acc')} | **{cell('mlp_probe_acc')}** | "
+        f"**{cell('knn_acc')}** | {cell('linear_probe_acc')} | "
+        + (f"{paper['mlp_probe_acc']} / {paper['knn_acc']}" if paper else "—")
+        + " |"
+    )
+  (method, dataset), per_rate = next(iter(finals.items()))
+  config = make_final_config((method, next(iter(per_rate))), dataset, 0)
+  return f"""
+## The chosen rates trained for {_FINAL_EPOCHS.value} epochs
+
+Each method's chosen rate above, trained again from scratch for
+{_FINAL_EPOCHS.value} epochs ({common.describe_optimizer(config)}); the only
+test numbers of this file.
+
+{chr(10).join(lines)}
+
+Test accuracy against epochs (evaluated every {FLAGS.eval_every_epochs} epoch(s); dashed: the paper):
+![accuracy vs epochs]({name}.png)
+"""
+
+
+def write_report(
+    sweep: dict, finals: dict, walls: dict, command: str, name: str
+) -> str:
   config = common.method_config(FLAGS.methods[0], FLAGS.datasets[0], 0)
-  return f"""# Learning rate per method ({FLAGS.num_epochs}-epoch schedule)
+  return f"""# Learning rate per method ({FLAGS.num_epochs}-epoch {"pilot" if finals else "schedule"})
 
 Accuracy (%) of frozen representations, mean ± standard error over seeds
 {", ".join(FLAGS.seeds)}. "val" is the validation split the probe and kNN
 hold out of train (10%); the learning rate with the best validation MLP probe
 accuracy is chosen, and only its test accuracy is shown. Setting:
 {FLAGS.num_epochs} epochs, {config.batch_size} images x J = {config.num_views} views, the
-shared {runs.describe_setup(config)}; {config.optimizer.name} with each learning rate below.
+shared {runs.describe_setup(config)}; {common.describe_optimizer(config, with_rate=False)}, with each learning rate below.
 
-{chr(10).join(lines)}
-
+{sweep_table(sweep, show_test=not finals)}
+{final_section(finals, name) if finals else ""}
 Command: `{command}`
 
 Wall time: {sum(sum(w) for per in walls.values() for w in per.values()) / 60:.0f} minutes for all jobs, on {platform.machine()}
@@ -114,9 +205,29 @@ with {os.cpu_count()} CPU cores, JAX {jax.__version__} ({jax.default_backend()} 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  finals, walls = run_all()
-  name = common.results_name((".md",))
-  common.write_report(name, write_report(finals, walls, common.command_line()))
+  sweep, walls = run_sweep()
+  finals, histories = {}, {}
+  if _FINAL_EPOCHS.value:
+    finals, final_walls, histories = run_final(sweep)
+    for setting, per_dataset in final_walls.items():
+      for dataset, seconds in per_dataset.items():
+        walls.setdefault(setting, {}).setdefault(dataset, []).extend(seconds)
+  name = common.results_name((".md", ".png") if finals else (".md",))
+  if finals:
+    titles = {
+        key: f"{key[0]}, {DATASET_NAMES[key[1]]} (lr {rate:g})"
+        for key, per_rate in finals.items()
+        for rate in per_rate
+    }
+    common.plot_curves(
+        {titles[key]: h for key, h in histories.items()},
+        {titles[key]: common.paper_accuracy(*key) for key in histories},
+        os.path.join(FLAGS.results, f"{name}.png"),
+    )
+  common.write_report(
+      name,
+      write_report(sweep, finals, walls, common.command_line(), name),
+  )
 
 
 if __name__ == "__main__":

@@ -16,19 +16,15 @@ import os
 import platform
 
 import jax
-import matplotlib.figure
-import numpy as np
-from absl import flags, logging
+from absl import logging
 
 import common
 from simvae_jax import runs
-from simvae_jax.paper import DATASET_NAMES, TABLE1
+from simvae_jax.paper import DATASET_NAMES
 
 common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
 FLAGS = common.FLAGS
-_EVAL_EVERY = flags.DEFINE_integer(
-    "eval_every_epochs", 1, "Evaluate every N epochs (0: only at the end)."
-)
+common.define_eval_every_flag(default=1)
 
 TARGETS = {
     "mnist": {"mlp_probe_acc": 98.0, "knn_acc": 98.0},
@@ -37,16 +33,8 @@ TARGETS = {
 METRICS = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
 
 
-def paper(dataset: str) -> dict:
-  """The paper's SimVAE MLP probe and kNN accuracy ({} if not reported)."""
-  if dataset not in TABLE1["simvae"]:
-    return {}
-  mlp_probe, knn = TABLE1["simvae"][dataset]
-  return {"mlp_probe_acc": mlp_probe, "knn_acc": knn}
-
-
 def paper_cell(dataset: str) -> str:
-  reported = paper(dataset)
+  reported = common.paper_accuracy("simvae", dataset)
   return (
       f"{reported['mlp_probe_acc']} / {reported['knn_acc']}"
       if reported
@@ -67,49 +55,9 @@ def targets_cell(dataset: str, finals: list) -> str:
 
 
 def make_config(dataset: str, seed: int):
-  config = common.job_config(dataset, seed)
-  config.eval.every_steps = _EVAL_EVERY.value * runs.epoch_length(config)
-  return config
-
-
-def plot(histories: dict, path: str) -> None:
-  fig = matplotlib.figure.Figure(figsize=(5.5 * len(histories), 4))
-  axes = fig.subplots(1, len(histories))
-  for ax, (dataset, seed_histories) in zip(
-      np.atleast_1d(axes), histories.items()
-  ):
-    epochs = [h["epoch"] for h in seed_histories[0]]
-    for metric, colour in (
-        ("mlp_probe_acc", "C0"),
-        ("knn_acc", "C1"),
-        ("linear_probe_acc", "C2"),
-    ):
-      curves = 100 * np.array(
-          [[h["label"][metric] for h in history] for history in seed_histories]
-      )
-      ax.plot(
-          epochs,
-          curves.mean(0),
-          "-o",
-          color=colour,
-          ms=3,
-          label=f"{metric} (mean of {len(seed_histories)} seeds)",
-      )
-      if metric in paper(dataset):
-        ax.axhline(
-            paper(dataset)[metric],
-            color=colour,
-            ls="--",
-            lw=1,
-            label=f"paper {metric}, 400 epochs",
-        )
-    ax.set(
-        title=DATASET_NAMES[dataset], xlabel="epoch", ylabel="test accuracy (%)"
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  return common.evaluate_every_epochs(
+      common.job_config(dataset, seed), FLAGS.eval_every_epochs
+  )
 
 
 def write_report(finals, walls, command: str, name: str) -> str:
@@ -152,7 +100,7 @@ likelihood (log sigma_x^2 = {config.likelihood.log_variance}), prior sigma^2 =
 Protocol: {finals[FLAGS.datasets[0]][0]["label"]["protocol"]}. The paper (and the
 released code) report the best test accuracy over probe epochs and k instead.
 
-Accuracy against epochs (mean over seeds, evaluated every {_EVAL_EVERY.value} epoch(s)):
+Accuracy against epochs (mean over seeds, evaluated every {FLAGS.eval_every_epochs} epoch(s)):
 ![accuracy vs epochs]({name}.png)
 
 Per run (final evaluation):
@@ -172,16 +120,22 @@ on {platform.machine()} with {os.cpu_count()} CPU cores, JAX {jax.__version__}
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-  finals, histories, walls = {}, {}, {}
-  for dataset in FLAGS.datasets:
-    for seed in map(int, FLAGS.seeds):
-      workdir = os.path.join(FLAGS.root, f"{dataset}_seed{seed}")
-      final, history, wall = runs.run_job(make_config(dataset, seed), workdir)
-      finals.setdefault(dataset, []).append(final)
-      histories.setdefault(dataset, []).append(history)
-      walls.setdefault(dataset, []).append(wall)
+  finals, walls, histories = common.run_jobs(
+      ["simvae"],
+      lambda _, dataset, seed: make_config(dataset, seed),
+      lambda _, dataset, seed: f"{dataset}_seed{seed}",
+  )
+  finals, walls, histories = (
+      finals["simvae"],
+      walls["simvae"],
+      histories["simvae"],
+  )
   name = common.results_name()
-  plot(histories, os.path.join(FLAGS.results, f"{name}.png"))
+  common.plot_curves(
+      {DATASET_NAMES[d]: h for d, h in histories.items()},
+      {DATASET_NAMES[d]: common.paper_accuracy("simvae", d) for d in histories},
+      os.path.join(FLAGS.results, f"{name}.png"),
+  )
   command = common.command_line()
   common.write_report(name, write_report(finals, walls, command, name))
 

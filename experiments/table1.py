@@ -285,7 +285,7 @@ Wall time: {total_wall / 60:.0f} minutes for all jobs, on {platform.machine()} w
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  finals, walls = common.run_method_jobs(make_config)
+  finals, walls, _ = common.run_method_jobs(make_config)
   name = common.results_name((".md", "_reconstructions.png", "_samples.png"))
   grid_figure(
       os.path.join(FLAGS.results, f"{name}_reconstructions.png"),

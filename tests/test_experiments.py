@@ -228,3 +228,43 @@ def test_lr_sweep_chooses_on_validation_and_reports_test_once(tmp_path):
   assert chosen.count("**") == 4 and other.endswith("|  |  |")
   val = lambda row: float(row.split("|")[4])
   assert val(chosen) >= val(other)  # the best validation MLP probe
+
+
+def test_lr_sweep_then_trains_the_chosen_rate_longer_and_tests_only_that(
+    tmp_path,
+):
+  results = run_script(
+      "lr_sweep",
+      tmp_path,
+      "--methods=simclr",
+      "--learning_rates=1e-3",
+      "--seeds=0",
+      "--num_epochs=1",
+      "--final_num_epochs=2",
+      "--eval_every_epochs=1",
+      "--posthoc_decoder_steps=20",
+  )
+  report = (results / "lr_sweep.md").read_text()
+  (sweep_row,) = [
+      l
+      for l in report.splitlines()
+      if l.startswith("| simclr | digits | 0.001 (chosen)")
+  ]
+  assert sweep_row.endswith("|  |  |")  # the pilot's test is not shown
+  (final_row,) = [
+      l
+      for l in report.splitlines()
+      if l.startswith("| simclr | digits | 0.001 |")
+  ]
+  assert final_row.count("**") == 4
+  assert (results / "lr_sweep.png").exists()
+  history = outputs.read_jsonl(
+      str(
+          tmp_path
+          / "runs"
+          / "simclr"
+          / "digits_lr0.001_seed0_2epochs"
+          / "eval_history.jsonl"
+      )
+  )
+  assert len(history) == 2  # evaluated after each of the 2 epochs
