@@ -189,7 +189,7 @@ def write_report(
 Accuracy (%) of frozen representations, mean ± standard error over seeds
 {", ".join(FLAGS.seeds)}. "val" is the validation split the probe and kNN
 hold out of train (10%); the learning rate with the best validation MLP probe
-accuracy is chosen, and only its test accuracy is shown. Setting:
+accuracy is chosen, and only {"the long run of the chosen rate (below) is tested" if finals else "its test accuracy is shown"}. Setting:
 {FLAGS.num_epochs} epochs, {config.batch_size} images x J = {config.num_views} views, the
 shared {runs.describe_setup(config)}; {common.describe_optimizer(config, with_rate=False)}, with each learning rate below.
 
