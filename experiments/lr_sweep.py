@@ -120,6 +120,14 @@ def chosen_rate(per_rate: dict) -> float:
   )
 
 
+def chosen_mark(rate: float, per_rate: dict) -> str:
+  """' (chosen)', saying so when the rate is the grid's smallest or largest
+  (the sweep should then go further)."""
+  if len(per_rate) > 1 and rate in (min(per_rate), max(per_rate)):
+    return " (chosen, at the edge of the grid)"
+  return " (chosen)"
+
+
 def sweep_table(sweep: dict, show_test: bool) -> str:
   """One row per (method, dataset, lr); test only for the chosen lr and only
   if ``show_test``."""
@@ -138,7 +146,7 @@ def sweep_table(sweep: dict, show_test: bool) -> str:
       )
       lines.append(
           f"| {method} | {DATASET_NAMES[dataset]} | "
-          f"{rate:g}{' (chosen)' if rate == best else ''} | "
+          f"{rate:g}{chosen_mark(rate, per_rate) if rate == best else ''} | "
           f"{cell('mlp_probe_val_acc')} | {cell('knn_val_acc')} | "
           + " | ".join(test)
           + " |"

@@ -222,9 +222,10 @@ def test_lr_sweep_chooses_on_validation_and_reports_test_once(tmp_path):
   )
   report = (results / "lr_sweep.md").read_text()
   rows = [l for l in report.splitlines() if l.startswith("| simclr | digits")]
-  assert len(rows) == 2 and sum("(chosen)" in r for r in rows) == 1
-  chosen = next(r for r in rows if "(chosen)" in r)
-  other = next(r for r in rows if "(chosen)" not in r)
+  assert len(rows) == 2 and sum("(chosen" in r for r in rows) == 1
+  chosen = next(r for r in rows if "(chosen" in r)
+  other = next(r for r in rows if "(chosen" not in r)
+  assert "(chosen, at the edge of the grid)" in chosen  # of two rates
   assert chosen.count("**") == 4 and other.endswith("|  |  |")
   val = lambda row: float(row.split("|")[4])
   assert val(chosen) >= val(other)  # the best validation MLP probe
