@@ -14,6 +14,7 @@ import numpy as np
 from absl import app, flags
 
 from simvae_jax import methods, runs
+from simvae_jax.data import augment
 from simvae_jax.paper import TABLE1
 
 FLAGS = flags.FLAGS
@@ -80,6 +81,13 @@ def define_flags(
   flags.DEFINE_float(
       "warmup_epochs", 1.0, "Linear warmup of --schedule=warmup_cosine."
   )
+  flags.DEFINE_enum(
+      "flip",
+      None,
+      list(augment.FLIPS),
+      "Flip augmentation; unset keeps the config's (digits are not "
+      "mirror-symmetric: invariance to flips costs content accuracy).",
+  )
 
 
 def define_method_flags() -> None:
@@ -90,8 +98,8 @@ def define_method_flags() -> None:
 
 
 def job_config(dataset: str, seed: int):
-  """``configs/<dataset>.py:<variant>`` with the schedule flags applied and
-  no untrained-encoder reference row."""
+  """``configs/<dataset>.py:<variant>`` with the schedule and flip flags
+  applied and no untrained-encoder reference row."""
   config = runs.dataset_config(dataset, FLAGS.variant, FLAGS.data_dir)
   config.seed, config.num_epochs = seed, FLAGS.num_epochs
   if FLAGS.learning_rate:
@@ -99,6 +107,8 @@ def job_config(dataset: str, seed: int):
   if FLAGS.schedule:
     config.optimizer.schedule = FLAGS.schedule
     config.optimizer.warmup_epochs = FLAGS.warmup_epochs
+  if FLAGS.flip:
+    config.augment.flip = FLAGS.flip
   config.eval.compare_untrained = False
   return config
 

@@ -176,7 +176,7 @@ def test_ablation_j_script_on_digits(tmp_path):
     assert '"num_views": 1' in file.read()
 
 
-def test_simvae_script_with_a_warmup_cosine_schedule_on_digits(tmp_path):
+def test_simvae_script_with_a_schedule_and_flips_on_digits(tmp_path):
   run_script(
       "simvae_mnist_fmnist",
       tmp_path,
@@ -184,9 +184,11 @@ def test_simvae_script_with_a_warmup_cosine_schedule_on_digits(tmp_path):
       "--num_epochs=2",
       "--learning_rate=1e-3",
       "--schedule=warmup_cosine",
+      "--flip=vertical",
   )
   report = (tmp_path / "results" / "simvae_mnist_fmnist.md").read_text()
   assert "| digits | " in report
+  assert "flips vertical" in report  # digits' config has none
   assert "linear warmup for 1 epoch(s), then cosine decay" in report
   metrics = outputs.read_jsonl(
       str(tmp_path / "runs" / "digits_seed0" / "metrics.jsonl")
