@@ -138,15 +138,17 @@ def method_config(method: str, dataset: str, seed: int):
   return config
 
 
-def run_jobs(variants, make_config, job_name) -> tuple[dict, dict, dict]:
+def run_jobs(
+    variants, make_config, job_name, datasets=None
+) -> tuple[dict, dict, dict]:
   """Runs (or reuses) one job per variant (e.g. a method, or a (method, J)
-  pair), dataset and seed: ``make_config(variant, dataset, seed)`` in
-  ``--root/<job_name(variant, dataset, seed)>``. Returns ({variant: {dataset:
-  [eval.json per seed]}}, the same of wall seconds, the same of eval
-  histories (``runs.run_job``))."""
+  pair), dataset (``datasets``, default ``--datasets``) and seed:
+  ``make_config(variant, dataset, seed)`` in ``--root/<job_name(variant,
+  dataset, seed)>``. Returns ({variant: {dataset: [eval.json per seed]}}, the
+  same of wall seconds, the same of eval histories (``runs.run_job``))."""
   finals, walls, histories = {}, {}, {}
   for variant in variants:
-    for dataset in FLAGS.datasets:
+    for dataset in datasets or FLAGS.datasets:
       for seed in map(int, FLAGS.seeds):
         final, history, wall = runs.run_job(
             make_config(variant, dataset, seed),

@@ -94,19 +94,17 @@ def run_final(sweep: dict) -> tuple[dict, dict, dict]:
   finals, walls, histories = {}, {}, {}
   for (method, dataset), per_rate in sweep.items():
     setting = (method, chosen_rate(per_rate))
-    for seed in map(int, FLAGS.seeds):
-      final, history, wall = runs.run_job(
-          make_final_config(setting, dataset, seed),
-          os.path.join(
-              FLAGS.root,
-              f"{job_name(setting, dataset, seed)}_{_FINAL_EPOCHS.value}epochs",
-          ),
-      )
-      finals.setdefault((method, dataset), {}).setdefault(
-          setting[1], []
-      ).append(final["label"])
-      walls.setdefault(setting, {}).setdefault(dataset, []).append(wall)
-      histories.setdefault((method, dataset), []).append(history)
+    final, wall, history = common.run_jobs(
+        [setting],
+        make_final_config,
+        lambda *job: f"{job_name(*job)}_{_FINAL_EPOCHS.value}epochs",
+        datasets=[dataset],
+    )
+    finals[method, dataset] = {
+        setting[1]: [r["label"] for r in final[setting][dataset]]
+    }
+    walls.setdefault(setting, {})[dataset] = wall[setting][dataset]
+    histories[method, dataset] = history[setting][dataset]
   return finals, walls, histories
 
 
