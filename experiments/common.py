@@ -15,7 +15,6 @@ from absl import app, flags
 
 from simvae_jax import methods, runs
 from simvae_jax.data import augment
-from simvae_jax.paper import TABLE1
 
 FLAGS = flags.FLAGS
 # Metric drawn by plot_curves: its colour.
@@ -175,15 +174,6 @@ def evaluate_every_epochs(config, epochs: int):
   """``config`` evaluated every ``epochs`` epochs (0: only at the end)."""
   config.eval.every_steps = epochs * runs.epoch_length(config)
   return config
-
-
-def paper_accuracy(method: str, dataset: str) -> dict:
-  """The paper's Table 1 {"mlp_probe_acc": %, "knn_acc": %} of ``method`` on
-  ``dataset`` ({} if not reported)."""
-  reported = TABLE1.get(method, {}).get(dataset)
-  if reported is None:
-    return {}
-  return dict(zip(("mlp_probe_acc", "knn_acc"), reported))
 
 
 def plot_curves(panels: dict, references: dict, path: str) -> None:

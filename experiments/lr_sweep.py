@@ -26,7 +26,7 @@ from absl import flags, logging
 
 import common
 from simvae_jax import runs
-from simvae_jax.paper import DATASET_NAMES
+from simvae_jax.paper import DATASET_NAMES, paper_accuracy
 
 common.define_flags(
     root="runs/lr_sweep", name="lr_sweep", datasets=("mnist",), num_epochs=3
@@ -162,7 +162,7 @@ def final_section(finals: dict, name: str) -> str:
   for (method, dataset), per_rate in finals.items():
     ((rate, results),) = per_rate.items()
     cell = lambda key: runs.format_mean_error([r[key] for r in results])
-    paper = common.paper_accuracy(method, dataset)
+    paper = paper_accuracy(method, dataset)
     lines.append(
         f"| {method} | {DATASET_NAMES[dataset]} | {rate:g} | "
         f"{cell('mlp_probe_val_acc')} | **{cell('mlp_probe_acc')}** | "
@@ -227,7 +227,7 @@ def main(argv):
     }
     common.plot_curves(
         {titles[key]: h for key, h in histories.items()},
-        {titles[key]: common.paper_accuracy(*key) for key in histories},
+        {titles[key]: paper_accuracy(*key) for key in histories},
         os.path.join(FLAGS.results, f"{name}.png"),
     )
   common.write_report(

@@ -20,7 +20,7 @@ from absl import logging
 
 import common
 from simvae_jax import runs
-from simvae_jax.paper import DATASET_NAMES
+from simvae_jax.paper import DATASET_NAMES, paper_accuracy
 
 common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
 FLAGS = common.FLAGS
@@ -34,7 +34,7 @@ METRICS = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
 
 
 def paper_cell(dataset: str) -> str:
-  reported = common.paper_accuracy("simvae", dataset)
+  reported = paper_accuracy("simvae", dataset)
   return (
       f"{reported['mlp_probe_acc']} / {reported['knn_acc']}"
       if reported
@@ -133,7 +133,7 @@ def main(argv):
   name = common.results_name()
   common.plot_curves(
       {DATASET_NAMES[d]: h for d, h in histories.items()},
-      {DATASET_NAMES[d]: common.paper_accuracy("simvae", d) for d in histories},
+      {DATASET_NAMES[d]: paper_accuracy("simvae", d) for d in histories},
       os.path.join(FLAGS.results, f"{name}.png"),
   )
   command = common.command_line()

@@ -63,6 +63,15 @@ DATASET_NAMES = {
 }
 
 
+def paper_accuracy(method: str, dataset: str) -> dict:
+  """Table 1's {"mlp_probe_acc": %, "knn_acc": %} of ``method`` on ``dataset``
+  ({} if the paper does not report it)."""
+  reported = TABLE1.get(method, {}).get(dataset)
+  if reported is None:
+    return {}
+  return dict(zip(("mlp_probe_acc", "knn_acc"), reported))
+
+
 def gaps_over(finals: dict, threshold: float = 1.0) -> list[str]:
   """Where our mean MLP-probe or kNN accuracy differs from Table 1 by more than
   ``threshold`` points.
@@ -76,12 +85,8 @@ def gaps_over(finals: dict, threshold: float = 1.0) -> list[str]:
   gaps = []
   for method, per_dataset in finals.items():
     for dataset, results in per_dataset.items():
-      reported = TABLE1.get(method, {}).get(dataset)
-      if reported is None:
-        continue
-      for name, metric, theirs in zip(
-          ("MP", "KNN"), ("mlp_probe_acc", "knn_acc"), reported
-      ):
+      reported = paper_accuracy(method, dataset)
+      for name, (metric, theirs) in zip(("MP", "KNN"), reported.items()):
         ours = 100 * float(np.mean([r["label"][metric] for r in results]))
         if abs(ours - theirs) > threshold:
           gaps.append(

@@ -124,6 +124,15 @@ def test_gaps_over_lists_only_means_beyond_the_threshold():
   ]
 
 
+def test_paper_accuracy_names_table1_metrics_and_is_empty_when_unreported():
+  assert paper.paper_accuracy("simvae", "fashion_mnist") == {
+      "mlp_probe_acc": 82.1,
+      "knn_acc": 86.5,
+  }
+  assert paper.paper_accuracy("simvae", "digits") == {}
+  assert paper.paper_accuracy("no_such_method", "mnist") == {}
+
+
 def test_changed_keys_ignore_fields_added_after_the_run():
   from simvae_jax import workdir  # pylint: disable=import-outside-toplevel
 
