@@ -26,7 +26,7 @@ from absl import flags, logging
 
 import common
 from simvae_jax import runs
-from simvae_jax.paper import DATASET_NAMES, paper_accuracy
+from simvae_jax.paper import DATASET_NAMES, paper_accuracy, paper_cell
 
 common.define_flags(
     root="runs/lr_sweep", name="lr_sweep", datasets=("mnist",), num_epochs=3
@@ -162,13 +162,11 @@ def final_section(finals: dict, name: str) -> str:
   for (method, dataset), per_rate in finals.items():
     ((rate, results),) = per_rate.items()
     cell = lambda key: runs.format_mean_error([r[key] for r in results])
-    paper = paper_accuracy(method, dataset)
     lines.append(
         f"| {method} | {DATASET_NAMES[dataset]} | {rate:g} | "
         f"{cell('mlp_probe_val_acc')} | **{cell('mlp_probe_acc')}** | "
         f"**{cell('knn_acc')}** | {cell('linear_probe_acc')} | "
-        + (f"{paper['mlp_probe_acc']} / {paper['knn_acc']}" if paper else "—")
-        + " |"
+        f"{paper_cell(method, dataset)} |"
     )
   (method, dataset), per_rate = next(iter(finals.items()))
   config = make_final_config((method, next(iter(per_rate))), dataset, 0)

@@ -20,7 +20,7 @@ from absl import logging
 
 import common
 from simvae_jax import runs
-from simvae_jax.paper import DATASET_NAMES, paper_accuracy
+from simvae_jax.paper import DATASET_NAMES, paper_accuracy, paper_cell
 
 common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
 FLAGS = common.FLAGS
@@ -31,15 +31,6 @@ TARGETS = {
     "fashion_mnist": {"mlp_probe_acc": 81.5, "knn_acc": 86.0},
 }
 METRICS = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
-
-
-def paper_cell(dataset: str) -> str:
-  reported = paper_accuracy("simvae", dataset)
-  return (
-      f"{reported['mlp_probe_acc']} / {reported['knn_acc']}"
-      if reported
-      else "—"
-  )
 
 
 def targets_cell(dataset: str, finals: list) -> str:
@@ -71,7 +62,7 @@ def write_report(finals, walls, command: str, name: str) -> str:
     rows.append(
         f"| {DATASET_NAMES[dataset]} | "
         + " | ".join(cells)
-        + f" | {paper_cell(dataset)} | {targets_cell(dataset, finals[dataset])} |"
+        + f" | {paper_cell('simvae', dataset)} | {targets_cell(dataset, finals[dataset])} |"
     )
   per_run = "\n".join(
       f"| {DATASET_NAMES[d]} | {s} | "

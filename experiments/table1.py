@@ -24,7 +24,7 @@ from absl import flags, logging
 
 import common
 from simvae_jax import methods, outputs, paper, runs
-from simvae_jax.paper import DATASET_NAMES, paper_accuracy
+from simvae_jax.paper import DATASET_NAMES, paper_cell
 
 common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
 FLAGS = common.FLAGS
@@ -202,8 +202,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
           runs.format_mean_error([r["label"][m] for r in results])
           for m in METRICS
       ]
-      reported = paper_accuracy(method, dataset)
-      cells.append(" / ".join(map(str, reported.values())) or "—")
+      cells.append(paper_cell(method, dataset))
     lines.append(f"| {method} | " + " | ".join(cells) + " |")
   recon = [
       "| method | "

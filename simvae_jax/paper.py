@@ -72,6 +72,12 @@ def paper_accuracy(method: str, dataset: str) -> dict:
   return dict(zip(("mlp_probe_acc", "knn_acc"), reported))
 
 
+def paper_cell(method: str, dataset: str) -> str:
+  """Table 1's "MP / kNN" of ``method`` on ``dataset`` for a markdown table
+  ("—" if the paper does not report it)."""
+  return " / ".join(map(str, paper_accuracy(method, dataset).values())) or "—"
+
+
 def gaps_over(finals: dict, threshold: float = 1.0) -> list[str]:
   """Where our mean MLP-probe or kNN accuracy differs from Table 1 by more than
   ``threshold`` points.

@@ -124,13 +124,15 @@ def test_gaps_over_lists_only_means_beyond_the_threshold():
   ]
 
 
-def test_paper_accuracy_names_table1_metrics_and_is_empty_when_unreported():
+def test_paper_accuracy_and_cell_name_table1_numbers_and_mark_unreported():
   assert paper.paper_accuracy("simvae", "fashion_mnist") == {
       "mlp_probe_acc": 82.1,
       "knn_acc": 86.5,
   }
   assert paper.paper_accuracy("simvae", "digits") == {}
   assert paper.paper_accuracy("no_such_method", "mnist") == {}
+  assert paper.paper_cell("simvae", "fashion_mnist") == "82.1 / 86.5"
+  assert paper.paper_cell("simvae", "digits") == "—"
 
 
 def test_changed_keys_ignore_fields_added_after_the_run():
