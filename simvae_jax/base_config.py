@@ -119,6 +119,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.tensorboard = False
   config.checkpoint_every = 1000
   config.max_checkpoints = 3
+  # A run owns its workdir (lock.json); another host's lock without a
+  # heartbeat for this long is taken over (same host: when its process ends).
+  config.lock_stale_minutes = 10.0
 
   config.eval = ml_collections.ConfigDict(
       dict(

@@ -5,16 +5,24 @@ grain iterator state goes to its own ``process_<i>-of-<n>.json`` (grain's Orbax
 handler), so a multi-host run resumes every slice where it stopped. Paths are
 ``etils.epath`` paths, so ``gs://`` buckets work.
 
+Saves are asynchronous: a save that fails (no space, permission revoked) is
+reported at the next save or at ``close`` as a ``CheckpointWriteError`` naming
+its step, the reason and the last good checkpoint. Retention (keep the newest
+``max_to_keep``) runs here, not in Orbax, and only once the newest save is
+known to be complete, so a failed save never costs an older checkpoint.
+
 A latest checkpoint that cannot be read (truncated or corrupt files) is
 reported and the newest readable one is used instead; the unreadable one is
 moved aside to ``<step>.unreadable`` (never deleted), so the resumed run can
-write that step again.
+write that step again. A ``read_only`` checkpointer (``--mode=eval``,
+``simvae_jax.load``) writes nothing: it skips such a checkpoint instead.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 
 import grain
 import jax
@@ -25,22 +33,50 @@ from jax.experimental import multihost_utils
 from simvae_jax.train_state import TrainState
 
 
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written; older checkpoints are intact."""
+
+
+def _reason(error: Exception) -> str:
+  """A short reason for a failed write: the operating system's message when
+  the error carries one (tensorstore embeds ``os_error_code='N'``)."""
+  code = getattr(error, "errno", None)
+  match = re.search(r"os_error_code='?(\d+)", str(error))
+  if match:
+    code = int(match.group(1))
+  if code:
+    return f"{os.strerror(code)} (errno {code})"
+  return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+
+
 class Checkpointer:
   """Saves ``{state, data}`` every ``every`` steps (and when forced) under
   ``directory``; keeps the newest ``max_to_keep``."""
 
-  def __init__(self, directory: str, every: int, max_to_keep: int = 3):
+  def __init__(
+      self,
+      directory: str,
+      every: int,
+      max_to_keep: int = 3,
+      read_only: bool = False,
+  ):
     if every <= 0:
       raise ValueError(f"checkpoint_every must be > 0, got {every}")
-    self.every = every
+    if max_to_keep <= 0:
+      raise ValueError(f"max_checkpoints must be > 0, got {max_to_keep}")
+    self.every, self.max_to_keep, self.read_only = every, max_to_keep, read_only
     # Orbax needs absolute paths; object-store URLs (gs://...) already are.
     if "://" not in str(directory):
       directory = os.path.abspath(directory)
     self.directory = epath.Path(directory)
     self._options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, save_interval_steps=every, create=True
+        save_interval_steps=every,
+        create=not read_only,
+        read_only=read_only,
     )
     self._manager = self._open()
+    self._pending = None  # the step of a save not yet known to be complete
+    self._failed = False
 
   def _open(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(self.directory, options=self._options)
@@ -48,24 +84,72 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def complete_steps(self) -> list[int]:
+    """Steps whose checkpoints are complete on disk (in-progress and failed
+    saves are temporary folders, not listed)."""
+    if not self.directory.exists():
+      return []
+    return sorted(
+        int(p.name) for p in self.directory.iterdir() if p.name.isdigit()
+    )
+
   def save(
       self, step: int, state: TrainState, iterator, force: bool = False
   ) -> bool:
-    """Saves at multiples of ``every`` or when ``force``; returns whether it did."""
-    return self._manager.save(
-        step,
-        force=force,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(iterator),
-        ),
+    """Saves at multiples of ``every`` or when ``force``; returns whether it
+    started a save. Raises ``CheckpointWriteError`` if this save or the
+    previous one (asynchronous) failed."""
+    self._confirm_pending()
+    try:
+      started = self._manager.save(
+          step,
+          force=force,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardSave(state),
+              data=grain.checkpoint.CheckpointSave(iterator),
+          ),
+      )
+    except Exception as error:  # Orbax/tensorstore raise many types
+      raise self._write_error(step, error) from error
+    if started:
+      self._pending = step
+    return started
+
+  def _confirm_pending(self) -> None:
+    """Waits for the pending save; once it is complete, deletes checkpoints
+    beyond the newest ``max_to_keep``."""
+    if self._pending is None:
+      return
+    step, self._pending = self._pending, None
+    try:
+      self._manager.wait_until_finished()
+    except Exception as error:  # Orbax/tensorstore raise many types
+      raise self._write_error(step, error) from error
+    for old in self._manager.all_steps()[: -self.max_to_keep]:
+      self._manager.delete(old)
+
+  def _write_error(self, step: int, error: Exception) -> CheckpointWriteError:
+    self._failed = True
+    good = [s for s in self.complete_steps() if s != step]
+    where = (
+        f"the last good checkpoint is step {good[-1]} in {self.directory}"
+        if good
+        else "no checkpoint was written before it"
+    )
+    return CheckpointWriteError(
+        f"The checkpoint of step {step} could not be written "
+        f"({_reason(error)}); {where}. Nothing older was deleted: fix the "
+        f"cause (disk space, permissions) and re-run the same command to "
+        f"resume."
     )
 
   def restore(self, abstract: TrainState, iterator=None):
     """Restores the state (shapes, dtypes and shardings of ``abstract``, with
     ``jax.ShapeDtypeStruct`` leaves) and, if given, the iterator's position,
     from the newest readable checkpoint. Returns (state, step)."""
-    while (step := self.latest_step()) is not None:
+    steps = self.complete_steps()
+    while steps:
+      step = steps.pop()
       args = {"state": ocp.args.StandardRestore(abstract)}
       if iterator is not None:
         args["data"] = grain.checkpoint.CheckpointRestore(iterator)
@@ -73,23 +157,28 @@ class Checkpointer:
         restored = self._manager.restore(step, args=ocp.args.Composite(**args))
         return restored["state"], step
       except Exception as error:  # Orbax/tensorstore raise many types
-        self._set_aside(step, error)
+        self._report_unreadable(step, error)
+        if not self.read_only:
+          self._set_aside(step)
     raise FileNotFoundError(f"No readable checkpoint in {self.directory}")
 
-  def _set_aside(self, step: int, error: Exception) -> None:
+  def _report_unreadable(self, step: int, error: Exception) -> None:
+    action = "skipped" if self.read_only else f"moved to {step}.unreadable"
+    message = (
+        f"Checkpoint {self.directory / str(step)} cannot be read "
+        f"({type(error).__name__}: {' '.join(str(error).split())[:200]}); "
+        f"{action}, using the previous one."
+    )
+    logging.warning(message)
+    print(message, flush=True)
+
+  def _set_aside(self, step: int) -> None:
     """Moves an unreadable checkpoint to ``<step>.unreadable`` and reopens."""
     source = self.directory / str(step)
     target = self.directory / f"{step}.unreadable"
     suffix = 1
     while target.exists():
       target, suffix = self.directory / f"{step}.unreadable{suffix}", suffix + 1
-    message = (
-        f"Checkpoint {source} cannot be read ({type(error).__name__}: "
-        f"{' '.join(str(error).split())[:200]}); moved to {target}, resuming "
-        "from the previous one."
-    )
-    logging.warning(message)
-    print(message, flush=True)
     self._manager.close()
     if jax.process_index() == 0:
       source.rename(target)
@@ -97,6 +186,13 @@ class Checkpointer:
     self._manager = self._open()
 
   def close(self) -> None:
-    """Waits for pending asynchronous saves and releases the manager."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Waits for the pending save (raising if it failed) and releases the
+    manager."""
+    try:
+      self._confirm_pending()
+    finally:
+      try:
+        self._manager.close()
+      except Exception:  # pylint: disable=broad-except
+        if not self._failed:  # a failed save was already reported
+          raise

@@ -148,9 +148,12 @@ class Experiment:
         for part in params
     }
 
-  def checkpointer(self, workdir: str) -> checkpointing.Checkpointer:
+  def checkpointer(
+      self, workdir: str, read_only: bool = False
+  ) -> checkpointing.Checkpointer:
     return checkpointing.Checkpointer(
         str(epath.Path(workdir) / "checkpoints"),
         self.config.checkpoint_every,
         self.config.max_checkpoints,
+        read_only=read_only,
     )

@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from simvae_jax import distributed, train
+from simvae_jax import checkpointing, distributed, ownership, train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file.", lock_config=True
@@ -51,6 +51,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 # Errors that describe a problem with the user's config, data or workdir.
 USER_ERRORS = (ValueError, KeyError, OSError, FloatingPointError)
+# Errors about the run's surroundings (another run owns the workdir, a
+# checkpoint could not be written): one line, no traceback to offer.
+RUN_ERRORS = (ownership.WorkdirInUse, checkpointing.CheckpointWriteError)
 
 
 def one_line(error: BaseException) -> str:
@@ -62,9 +65,9 @@ def one_line(error: BaseException) -> str:
   return text or type(error).__name__
 
 
-def fail(message: str) -> None:
+def fail(message: str, hint: bool = True) -> None:
   print(f"error: {message}", file=sys.stderr)
-  if "--verbose" not in sys.argv:
+  if hint and "--verbose" not in sys.argv:
     print("(run with --verbose for the traceback)", file=sys.stderr)
   sys.exit(1)
 
@@ -114,6 +117,10 @@ def main(argv):
     if _DISTRIBUTED.value or any(v is not None for v in explicit):
       distributed.initialize(*explicit)
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  except RUN_ERRORS as error:
+    if _VERBOSE.value:
+      raise
+    fail(one_line(error), hint=False)
   except USER_ERRORS as error:
     if _VERBOSE.value:
       raise

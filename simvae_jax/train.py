@@ -25,7 +25,7 @@ import numpy as np
 import tqdm
 from jax.experimental import multihost_utils
 
-from simvae_jax import posthoc_decoder, sharding, writers
+from simvae_jax import ownership, posthoc_decoder, sharding, writers
 from simvae_jax.data import pipeline
 from simvae_jax import workdir as run_dir
 from simvae_jax.evaluator import Evaluator
@@ -191,49 +191,53 @@ def train(
   last."""
   config = experiment.config
   run_dir.prepare(workdir)
-  own_writer = writer is None
-  if own_writer:
-    writer, _ = writers.make_writers(workdir, config.tensorboard)
-  preemption = preemption or Preemption()
-  iterator = pipeline.make_train_iterator(experiment.train_dataset())
-  checkpointer = experiment.checkpointer(workdir)
-  if checkpointer.latest_step() is not None:
-    state, _ = checkpointer.restore(experiment.abstract_state(), iterator)
-  else:
-    state = experiment.initial_state()
-  start, total = int(state.step), experiment.total_steps
-  writer.drop_after(start)
-  if evaluator is not None:
-    evaluator.resume(start)
-  step_fn = compile_before_training(experiment, state, start < total)
-  bar = tqdm.tqdm(
-      total=total,
-      initial=start,
-      unit="step",
-      dynamic_ncols=True,
-      mininterval=2.0,
-      desc=f"train ({config.batch_size * config.num_views} views/step)",
-      disable=jax.process_index() != 0,
-  )
-  try:
-    with bar, preemption:
-      state = _run_steps(
-          experiment,
-          state,
-          iterator,
-          step_fn,
-          checkpointer,
-          writer,
-          evaluator,
-          preemption,
-          bar,
-      )
-    if checkpointer.latest_step() is None:  # nothing to train (random encoder)
-      checkpointer.save(total, state, iterator, force=True)
-  finally:  # also on errors: finish pending saves, flush the logs
-    checkpointer.close()
+  with ownership.owned(workdir, config.lock_stale_minutes) as lock:
+    own_writer = writer is None
     if own_writer:
-      writer.close()
+      writer, _ = writers.make_writers(workdir, config.tensorboard)
+    preemption = preemption or Preemption()
+    iterator = pipeline.make_train_iterator(experiment.train_dataset())
+    checkpointer = experiment.checkpointer(workdir)
+    if checkpointer.latest_step() is not None:
+      state, _ = checkpointer.restore(experiment.abstract_state(), iterator)
+    else:
+      state = experiment.initial_state()
+    start, total = int(state.step), experiment.total_steps
+    writer.drop_after(start)
+    if evaluator is not None:
+      evaluator.resume(start)
+    step_fn = compile_before_training(experiment, state, start < total)
+    bar = tqdm.tqdm(
+        total=total,
+        initial=start,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=2.0,
+        desc=f"train ({config.batch_size * config.num_views} views/step)",
+        disable=jax.process_index() != 0,
+    )
+    try:
+      with bar, preemption:
+        state = _run_steps(
+            experiment,
+            state,
+            iterator,
+            step_fn,
+            checkpointer,
+            writer,
+            evaluator,
+            preemption,
+            bar,
+            lock,
+        )
+      if (
+          checkpointer.latest_step() is None
+      ):  # nothing to train (random encoder)
+        checkpointer.save(total, state, iterator, force=True)
+    finally:  # also on errors: finish pending saves, flush the logs
+      checkpointer.close()
+      if own_writer:
+        writer.close()
   return state
 
 
@@ -247,6 +251,7 @@ def _run_steps(
     evaluator,
     preemption,
     bar,
+    lock,
 ) -> TrainState:
   """Steps from ``state.step + 1`` to the end (or a signal): logs, checks for
   non-finite steps before each log and save, checkpoints, evaluates."""
@@ -271,6 +276,8 @@ def _run_steps(
       flags.skipped = 0
       bar.set_postfix(loss=f"{values['loss']:.2f}")
     if save:
+      if lock is not None:
+        lock.check()
       checkpointer.save(
           step, state, iterator, force=step == total or interrupted
       )
@@ -297,36 +304,52 @@ def _report_interruption(number, step: int, checkpointer) -> None:
 
 
 def restore_latest(experiment: Experiment, workdir: str) -> TrainState:
-  """The latest readable checkpoint of ``workdir``; creates nothing when
-  there is none."""
+  """The latest readable checkpoint of ``workdir``, read only: creates,
+  moves and deletes nothing (another run may be training in it)."""
   if not run_dir.has_checkpoint(workdir):
     raise FileNotFoundError(
         f"No checkpoint in {workdir}/checkpoints to evaluate "
         f"(train first, or check --workdir)."
     )
-  checkpointer = experiment.checkpointer(workdir)
+  checkpointer = experiment.checkpointer(workdir, read_only=True)
   state, _ = checkpointer.restore(experiment.abstract_state())
   checkpointer.close()
   return state
 
 
 def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
-  """``mode='train'``: train (or resume) then evaluate; ``'eval'``: evaluate the
-  latest checkpoint of workdir without training. Returns the final results
-  (``{"step": ..., "interrupted": True}`` when a signal stopped training)."""
-  started = time.time()
+  """``mode='train'``: train (or resume) then evaluate, owning ``workdir``
+  throughout (another run on it is refused); ``'eval'``: evaluate the latest
+  checkpoint of workdir without training (also while another run trains in
+  it). Returns the final results (``{"step": ..., "interrupted": True}`` when
+  a signal stopped training)."""
   if mode not in ("train", "eval"):
     raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
   run_dir.prepare(workdir, create=False)
-  if mode == "train":
+  if mode == "eval":
+    owner = ownership.live_owner(workdir, config.lock_stale_minutes)
+    if owner and jax.process_index() == 0:
+      print(
+          f"{workdir} is being trained ({owner}): evaluating its latest "
+          "complete checkpoint, writing no training state.",
+          flush=True,
+      )
+    return _run(config, workdir, mode)
+  run_dir.prepare(workdir, create=jax.process_index() == 0)
+  with ownership.owned(workdir, config.lock_stale_minutes):
     run_dir.check_resumable(config, workdir)
+    return _run(config, workdir, mode)
+
+
+def _run(config, workdir: str, mode: str) -> dict:
+  """train_and_evaluate once the workdir is checked (and, to train, owned)."""
+  started = time.time()
   experiment = Experiment.from_config(config)
   main = jax.process_index() == 0
   if main:
     for network, count in experiment.parameter_counts().items():
       print(f"{network}: {count} parameters", flush=True)
   if mode == "train":
-    run_dir.prepare(workdir, create=main)
     if main:
       run_dir.write_config(config, workdir)
       run_dir.write_run_info(workdir, experiment.image_shape)

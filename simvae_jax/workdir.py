@@ -6,12 +6,15 @@ in fields that do not change what was trained so far (``RESUMABLE_CHANGES``:
 the schedule length, logging, checkpointing and evaluation settings);
 anything else (method, J, model, data, optimiser, seed, ...) is refused with the
 differing keys named, instead of silently mixing two runs.
+
+Paths are ``etils.epath`` paths, so a workdir may be a ``gs://`` bucket.
 """
 
 from __future__ import annotations
 
 import json
-import os
+
+from etils import epath
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -22,6 +25,7 @@ RESUMABLE_CHANGES = (
     "log_every",
     "checkpoint_every",
     "max_checkpoints",
+    "lock_stale_minutes",
     "skip_nonfinite",
     "tensorboard",
     "eval.",
@@ -31,16 +35,17 @@ RESUMABLE_CHANGES = (
 
 def prepare(workdir: str, create: bool = True) -> None:
   """Raises a clear error if ``workdir`` cannot hold a run; creates it."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
+  path = epath.Path(workdir)
+  if path.exists() and not path.is_dir():
     raise ValueError(f"--workdir {workdir} is a file, not a directory")
   if create:
-    os.makedirs(workdir, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def has_checkpoint(workdir: str) -> bool:
-  directory = os.path.join(workdir, CHECKPOINTS)
-  return os.path.isdir(directory) and any(
-      name.isdigit() for name in os.listdir(directory)
+  directory = epath.Path(workdir) / CHECKPOINTS
+  return directory.is_dir() and any(
+      path.name.isdigit() for path in directory.iterdir()
   )
 
 
@@ -82,11 +87,10 @@ def resolved(config) -> dict:
 def check_resumable(config, workdir: str) -> None:
   """Raises if ``workdir`` holds a run whose config differs from ``config`` in
   more than ``RESUMABLE_CHANGES``."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not (os.path.exists(path) and has_checkpoint(workdir)):
+  path = epath.Path(workdir) / CONFIG_FILE
+  if not (path.exists() and has_checkpoint(workdir)):
     return
-  with open(path) as file:
-    changed = changed_keys(json.load(file), resolved(config))
+  changed = changed_keys(json.loads(path.read_text()), resolved(config))
   if changed:
     raise ValueError(
         f"{workdir} holds a run with a different config ({', '.join(changed)}); "
@@ -97,8 +101,9 @@ def check_resumable(config, workdir: str) -> None:
 
 
 def write_config(config, workdir: str) -> None:
-  with open(os.path.join(workdir, CONFIG_FILE), "w") as file:
-    file.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  (epath.Path(workdir) / CONFIG_FILE).write_text(
+      config.to_json_best_effort(indent=2, sort_keys=True)
+  )
 
 
 RUN_FILE = "run.json"
@@ -106,15 +111,15 @@ RUN_FILE = "run.json"
 
 def write_run_info(workdir: str, image_shape) -> None:
   """What loading the run needs besides its config: the image shape."""
-  with open(os.path.join(workdir, RUN_FILE), "w") as file:
-    json.dump({"image_shape": list(image_shape)}, file)
+  (epath.Path(workdir) / RUN_FILE).write_text(
+      json.dumps({"image_shape": list(image_shape)})
+  )
 
 
 def read_run_info(workdir: str) -> dict:
-  path = os.path.join(workdir, RUN_FILE)
-  if not os.path.exists(path):
+  path = epath.Path(workdir) / RUN_FILE
+  if not path.exists():
     raise FileNotFoundError(
         f"{workdir} holds no finished run ({RUN_FILE} missing)"
     )
-  with open(path) as file:
-    return json.load(file)
+  return json.loads(path.read_text())

@@ -5,7 +5,10 @@ import importlib.util
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 
 # One XLA compilation cache per test session, shared with the processes the
 # tests start (set before JAX is imported): many tests compile the same small
@@ -17,6 +20,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
 from simvae_jax.base_config import get_digits_config  # pylint: disable=g-import-not-at-top
@@ -87,3 +92,81 @@ def load_repo_config(name: str, arg: str | None = None):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)
+
+
+def params_equal(a, b) -> bool:
+  """Whether two pytrees hold bitwise-equal arrays."""
+  return all(
+      np.array_equal(np.asarray(x), np.asarray(y))
+      for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
+
+
+def digits_command(workdir, steps: int, *extra) -> list[str]:
+  """The command line of a small digits run: checkpoints and logs every 100
+  steps, a quick final evaluation."""
+  return [
+      sys.executable,
+      "-m",
+      "simvae_jax.main",
+      "--config=configs/digits.py",
+      f"--workdir={workdir}",
+      f"--config.num_steps={steps}",
+      "--config.checkpoint_every=100",
+      "--config.log_every=100",
+      "--config.eval.max_train_examples=200",
+      "--config.eval.compare_untrained=False",
+      *extra,
+  ]
+
+
+def start(command) -> subprocess.Popen:
+  return subprocess.Popen(
+      command,
+      cwd=REPO,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+
+
+def run(command, timeout=600) -> subprocess.CompletedProcess:
+  """Runs a command from the repository root to its end, capturing output."""
+  return subprocess.run(
+      command, cwd=REPO, capture_output=True, text=True, timeout=timeout
+  )
+
+
+def wait_for(path: pathlib.Path, process: subprocess.Popen, timeout=300):
+  """Waits until ``path`` exists while ``process`` runs."""
+  deadline = time.time() + timeout
+  while not path.exists():
+    if process.poll() is not None:
+      raise AssertionError(
+          f"exited before {path}: {process.stderr.read()[-3000:]}"
+      )
+    assert time.time() < deadline, f"no {path} after {timeout}s"
+    time.sleep(0.02)
+
+
+def digits_config(steps: int):
+  """configs/digits.py as ``digits_command`` runs it."""
+  config = load_repo_config("digits")
+  config.num_steps, config.checkpoint_every, config.log_every = steps, 100, 100
+  return config
+
+
+def train_digits(workdir, steps: int):
+  """The uninterrupted in-process run that ``digits_command`` should equal."""
+  from simvae_jax import train  # pylint: disable=import-outside-toplevel
+
+  experiment = train.Experiment.from_config(digits_config(steps))
+  return train.train(experiment, str(workdir))
+
+
+def final_digits_state(workdir, steps: int):
+  """The latest checkpoint of a ``digits_command`` run."""
+  from simvae_jax import train  # pylint: disable=import-outside-toplevel
+
+  experiment = train.Experiment.from_config(digits_config(steps))
+  return train.restore_latest(experiment, str(workdir))

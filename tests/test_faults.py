@@ -6,9 +6,6 @@ import os
 import pathlib
 import signal
 import struct
-import subprocess
-import sys
-import time
 
 import grain
 import jax
@@ -20,7 +17,16 @@ from simvae_jax import outputs, train
 from simvae_jax.data import sources
 from simvae_jax.train import Experiment
 
-from conftest import REPO, load_repo_config, tiny_digits_config
+from conftest import (
+    digits_command,
+    final_digits_state,
+    params_equal,
+    run,
+    start,
+    tiny_digits_config,
+    train_digits,
+    wait_for,
+)
 
 NAN_STEP = 3  # the step whose batch is all black
 
@@ -85,49 +91,10 @@ def test_skip_nonfinite_skips_the_update_and_counts_it(workdir):
   )
 
 
-def run_digits(workdir, steps=600, extra=()):
-  return [
-      sys.executable,
-      "-m",
-      "simvae_jax.main",
-      "--config=configs/digits.py",
-      f"--workdir={workdir}",
-      f"--config.num_steps={steps}",
-      "--config.checkpoint_every=100",
-      "--config.log_every=100",
-      "--config.eval.max_train_examples=200",
-      "--config.eval.compare_untrained=False",
-      *extra,
-  ]
-
-
-def straight_run(tmp_path, steps=600):
-  config = load_repo_config("digits")
-  config.num_steps, config.checkpoint_every, config.log_every = steps, 100, 100
-  workdir = tmp_path / "straight"
-  return train.train(Experiment.from_config(config), str(workdir)), workdir
-
-
-def params_equal(a, b):
-  return all(
-      np.array_equal(np.asarray(x), np.asarray(y))
-      for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
-  )
-
-
 def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
   workdir = tmp_path / "preempted"
-  process = subprocess.Popen(
-      run_digits(workdir),
-      cwd=REPO,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-  )
-  deadline = time.time() + 300
-  while not (workdir / "checkpoints" / "100").exists():
-    assert process.poll() is None and time.time() < deadline, "no checkpoint"
-    time.sleep(0.05)
+  process = start(digits_command(workdir, 600))
+  wait_for(workdir / "checkpoints" / "100", process)
   process.send_signal(signal.SIGTERM)
   stdout, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr[-3000:]
@@ -138,14 +105,11 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
   assert (workdir / "checkpoints" / str(stopped)).exists()
   assert not (workdir / "eval.json").exists()  # no evaluation of a partial run
 
-  resumed = subprocess.run(
-      run_digits(workdir), cwd=REPO, capture_output=True, text=True, timeout=600
-  )
+  resumed = run(digits_command(workdir, 600), timeout=600)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  straight, straight_dir = straight_run(tmp_path)
-  config = load_repo_config("digits")
-  config.num_steps, config.checkpoint_every, config.log_every = 600, 100, 100
-  final = train.restore_latest(Experiment.from_config(config), str(workdir))
+  straight_dir = tmp_path / "straight"
+  straight = train_digits(straight_dir, 600)
+  final = final_digits_state(workdir, 600)
   assert params_equal(straight.params, final.params)
   assert outputs.read_jsonl(str(straight_dir / "metrics.jsonl")) == (
       outputs.read_jsonl(str(workdir / "metrics.jsonl"))

@@ -140,6 +140,46 @@ def test_final_parameters_equal_the_single_process_run(runs):
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
+def test_the_restarted_job_took_over_the_killed_jobs_lock(runs):
+  # Process 0 of the killed job left lock.json behind; the new job's process
+  # 0 found its process gone, took the lock over for both, and released it.
+  assert "Took over the lock of" in runs["multi_out"]
+  assert "Took over the lock of" not in runs["other_out"]
+  assert not (runs["root"] / "multi" / "lock.json").exists()
+
+
+def test_a_second_job_is_refused_on_every_process(tmp_path):
+  owner = subprocess.Popen(
+      [sys.executable, "-c", "import time; time.sleep(600)"]
+  )
+  try:
+    workdir = tmp_path / "held"
+    workdir.mkdir()
+    lock = {
+        "host": socket.gethostname(),
+        "pid": owner.pid,
+        "started": "now",
+        "heartbeat": time.time(),
+        "token": "first job",
+    }
+    (workdir / "lock.json").write_text(json.dumps(lock))
+    port = free_port()
+    pair = [launch(workdir, "simvae", 4, i, port) for i in range(2)]
+    results = [p.communicate(timeout=300) for p in pair]
+  finally:
+    owner.kill()
+    owner.wait()
+  assert [p.returncode for p in pair] == [1, 1]
+  (_, first_err), (_, second_err) = results
+  assert (
+      f"is in use by another run (host {socket.gethostname()}, pid {owner.pid},"
+      in first_err
+  )
+  assert "is in use by another run (process 0 names it)" in second_err
+  assert os.listdir(workdir) == ["lock.json"]
+  assert json.loads((workdir / "lock.json").read_text()) == lock
+
+
 def test_only_process_0_writes_and_prints(runs):
   assert "Evaluation on the" in runs["multi_out"]
   assert "Evaluation on the" not in runs["other_out"]

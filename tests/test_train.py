@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import jax
 import matplotlib.image
 import numpy as np
 import pytest
@@ -18,15 +17,11 @@ from simvae_jax.train import Experiment
 from conftest import (
     REPO,
     load_repo_config,
+    params_equal,
     shared_dataset,
     tiny_conv_config,
     tiny_digits_config,
 )
-
-
-def params_equal(a, b):
-  leaves = zip(jax.tree.leaves(a), jax.tree.leaves(b))
-  return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in leaves)
 
 
 def test_run_writes_its_outputs(workdir):
