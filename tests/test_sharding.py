@@ -166,7 +166,9 @@ def test_batchnorm_networks_are_invariant_to_the_device_count(result, name):
     assert one == pytest.approx(eight, rel=2e-5)
   assert conv["stats_moved"] > 1e-3  # the statistics were updated
   # Adam's first steps normalise gradients, so float32 summation-order noise
-  # shows up at ~1e-5 of a parameter's scale.
-  assert conv["params"] < 1e-4
+  # shows up at ~1e-5 of a parameter's scale; more on the zero-initialised
+  # BatchNorm biases, which hold only 3 steps of ~1e-3 each: on one CPU a
+  # channel of MoCo's last block differed by 3.4e-7 in 2.9e-3 (1.2e-4).
+  assert conv["params"] < 3e-4
   assert conv["batch_stats"] < 1e-4
   assert conv["method_state"] < 1e-4
