@@ -17,6 +17,7 @@ checkpoint (no checkpoint is written after such a step), unless
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -50,21 +51,29 @@ class NonFiniteError(FloatingPointError):
 class Preemption:
   """Turns SIGTERM and SIGINT into a request to stop after the current step.
 
-  A second SIGINT interrupts at once. In a multi-process run every process
-  stops at the same step once any of them was signalled. ``stopped_at`` is the
-  step after which training stopped (None if it ran to the end).
-  """
+  A second SIGINT interrupts at once. ``stopped_at`` is the step after which
+  training stopped (None if it ran to the end).
 
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+  In a multi-process run every process stops at the same step once any of
+  them was signalled, without a collective per step: SIGTERM is left to JAX's
+  preemption service (started by ``jax.distributed.initialize``), which agrees
+  on the stop step through the coordination service in the background, so
+  ``multihost_utils.reached_preemption_sync_point`` is a local check. SIGINT
+  is handed to the same service as a SIGTERM to this process.
+  """
 
   def __init__(self):
     self.signal = None
     self.stopped_at = None
     self._previous = {}
+    self._shared = jax.process_count() > 1
 
   def __enter__(self):
+    numbers = (signal.SIGINT,)
+    if not self._shared:
+      numbers += (signal.SIGTERM,)
     try:
-      for number in self.SIGNALS:
+      for number in numbers:
         self._previous[number] = signal.signal(number, self._handle)
     except ValueError:  # not the main thread: leave signals alone
       self._previous = {}
@@ -79,12 +88,17 @@ class Preemption:
     if self.signal is not None and number == signal.SIGINT:
       raise KeyboardInterrupt
     self.signal = number
+    if self._shared:
+      os.kill(os.getpid(), signal.SIGTERM)  # to JAX's preemption service
 
-  def requested(self) -> bool:
-    if jax.process_count() == 1:
+  def requested(self, step: int) -> bool:
+    """Whether to stop after ``step``: called at every step, on every process."""
+    if not self._shared:
       return self.signal is not None
-    flags = multihost_utils.process_allgather(np.int32(self.signal is not None))
-    return bool(np.any(flags))
+    if multihost_utils.reached_preemption_sync_point(step):
+      self.signal = self.signal or signal.SIGTERM
+      return True
+    return False
 
 
 def compile_before_training(
@@ -264,7 +278,7 @@ def _run_steps(
     progress.dispatched(metrics)
     flags.add(step, metrics)
     log = step % config.log_every == 0 or step == total
-    interrupted = preemption.requested()
+    interrupted = preemption.requested(step)
     save = step % checkpointer.every == 0 or step == total or interrupted
     if log or save:
       progress.finish()
