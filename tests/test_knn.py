@@ -1,5 +1,6 @@
 """kNN: equals scikit-learn, separates clusters, falls to chance on noise."""
 
+import jax
 import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
@@ -69,3 +70,16 @@ def test_k_larger_than_train_is_an_error():
   x, y = clusters(num_per_class=2)
   with pytest.raises(ValueError, match="exceeds"):
     knn.knn_predict(x, y, x, 50)
+
+
+def test_distances_run_at_full_float32_precision_on_every_backend():
+  """GPUs and TPUs multiply float32 at TF32 / bfloat16 by default, where
+  |q|^2 - 2 q.t + |t|^2 cancels; the product asks for HIGHEST (on CPU, where
+  float32 is exact anyway, the program is what can be checked)."""
+  points, labels = clusters()
+  program = jax.make_jaxpr(knn._nearest_labels, static_argnums=(3,))(
+      points, labels, points[:4], 3
+  )
+  text = str(program)  # the jitted function's program is nested inside
+  assert text.count("dot_general") == 1
+  assert "precision=(Precision.HIGHEST, Precision.HIGHEST)" in text

@@ -18,10 +18,18 @@ from simvae_jax.evaluation.common import count_classes, map_in_batches
 
 @functools.partial(jax.jit, static_argnums=(3,))
 def _nearest_labels(train_repr, train_labels, queries, max_k: int):
-  """Labels [Q, max_k] of each query's nearest training points (Euclidean)."""
+  """Labels [Q, max_k] of each query's nearest training points (Euclidean).
+
+  ``|q|^2 - 2 q.t + |t|^2`` cancels between large terms, so the product runs
+  in full float32 (``HIGHEST``), not at the TF32 / bfloat16 passes that GPUs
+  and TPUs use for float32 matmuls by default.
+  """
+  products = jnp.matmul(
+      queries, train_repr.T, precision=jax.lax.Precision.HIGHEST
+  )
   distances = (
       jnp.sum(queries**2, axis=1, keepdims=True)
-      - 2.0 * queries @ train_repr.T
+      - 2.0 * products
       + jnp.sum(train_repr**2, axis=1)
   )
   _, indices = jax.lax.top_k(-distances, max_k)

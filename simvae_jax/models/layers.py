@@ -15,10 +15,16 @@ computes the same function in one of these exact ways:
   its k x k output window, and the contributions are added into place phase by
   phase (col2im; how PyTorch computes the layer). Its gradients are matrix
   products too: ``dW = x^T @ patches(g)`` and ``dx = patches(g) @ W^T``.
-* ``auto`` (default): the fastest exact forward (``phases`` for stride-1 layers
-  whose input is larger than the kernel, ``scatter`` otherwise) with the
-  gradients of ``scatter`` (a ``custom_vjp``).
+* ``auto`` (default): on CPU the fastest exact forward (``phases`` for stride-1
+  layers whose input is larger than the kernel, ``scatter`` otherwise) with the
+  gradients of ``scatter`` (a ``custom_vjp``); on GPU and TPU ``lax``, which
+  their convolution kernels run best (compiled for a TPU v5e the CPU forms
+  need twice the temporary memory and 1.8x the HBM traffic).
 * ``lax``: ``jax.lax.conv_transpose``, the reference.
+
+The max-pool is likewise rewritten with reshapes on CPU only. The platform is
+``jax.default_backend()`` unless ``compiling_for(platform)`` names the one a
+program is being compiled for (ahead of time, e.g. for TPU on a CPU host).
 
 Measurements of each form are in ``experiments/results/cifar10.md``; all are
 tested equal to a NumPy scatter reference and to ``flax.linen.ConvTranspose``,
@@ -27,6 +33,8 @@ values and gradients.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 from typing import Any
@@ -37,6 +45,26 @@ import jax.numpy as jnp
 import numpy as np
 
 TRANSPOSED_CONV_METHODS = ("auto", "phases", "scatter", "lax")
+
+_PLATFORM = contextvars.ContextVar("kernel_platform", default=None)
+
+
+@contextlib.contextmanager
+def compiling_for(platform: str):
+  """Networks traced inside pick their kernels for ``platform`` ('cpu',
+  'gpu', 'tpu') instead of the default backend's."""
+  token = _PLATFORM.set(platform)
+  try:
+    yield
+  finally:
+    _PLATFORM.reset(token)
+
+
+def kernel_platform() -> str:
+  """The platform whose kernels the networks use (see the module doc)."""
+  platform = _PLATFORM.get() or jax.default_backend()
+  return "gpu" if platform in ("cuda", "rocm") else platform
+
 
 # PyTorch's BatchNorm2d defaults: eps 1e-5, running-average momentum 0.1 (Flax's
 # momentum is the weight of the old average: 0.9).
@@ -83,10 +111,13 @@ def _max_pool_axis(x: jax.Array, axis: int) -> jax.Array:
 def max_pool_3x3_stride_2(x: jax.Array) -> jax.Array:
   """PyTorch ``MaxPool2d(3, stride=2, padding=1)`` on [N, H, W, C].
 
-  Separable (rows, then columns) and written with reshapes: the same values as
-  ``nn.max_pool``, but its gradient is a few selects instead of XLA's
-  select-and-scatter, which is slow on CPU.
+  On CPU separable (rows, then columns) and written with reshapes: the same
+  values as ``nn.max_pool``, but its gradient is a few selects instead of
+  XLA's select-and-scatter, which is slow on CPU. Elsewhere ``nn.max_pool``
+  (``reduce_window``).
   """
+  if kernel_platform() != "cpu":
+    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
   return _max_pool_axis(_max_pool_axis(x, 1), 2)
 
 
@@ -260,6 +291,8 @@ def transposed_conv(
   kernel_size = kernel.shape[0]
   out_h = _output_size(height, kernel_size, stride, padding, output_padding)
   out_w = _output_size(width, kernel_size, stride, padding, output_padding)
+  if method == "auto" and kernel_platform() != "cpu":
+    method = "lax"
   if method != "lax" and (out_h, out_w) != (stride * height, stride * width):
     method = "lax"  # the phase forms interleave equal-sized phases only
   if method == "auto":
