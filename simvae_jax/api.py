@@ -106,7 +106,7 @@ def load(workdir: str) -> TrainedRun:
       method, optimizer, image_shape, config.seed, mesh
   )
   checkpointer = checkpointing.Checkpointer(
-      os.path.join(workdir, run_dir.CHECKPOINTS), every=1, read_only=True
+      os.path.join(workdir, run_dir.CHECKPOINTS), read_only=True
   )
   state, step = checkpointer.restore(abstract)
   checkpointer.close()

@@ -117,8 +117,16 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.skip_nonfinite = False
   # Also write TensorBoard event files (workdir/tensorboard, process 0 only).
   config.tensorboard = False
-  config.checkpoint_every = 1000
+  # Checkpoints: every `checkpoint_every` steps (0: not by count) or every
+  # `checkpoint_every_minutes` (0: not by time; checked at log steps),
+  # whichever is due first, and at the end. By time by default: 1,000 steps
+  # are 2-3 s on an H200 and 15 minutes of CIFAR-10 on a 2-core CPU.
+  config.checkpoint_every = 0
+  config.checkpoint_every_minutes = 10.0
   config.max_checkpoints = 3
+  # Persistent XLA compilation cache: a restarted or resumed run takes its
+  # compiled programs from here ("" leaves JAX's own setting).
+  config.compilation_cache_dir = "~/.cache/simvae_jax/xla"
   # A run owns its workdir (lock.json); another host's lock without a
   # heartbeat for this long is taken over (same host: when its process ends).
   config.lock_stale_minutes = 10.0

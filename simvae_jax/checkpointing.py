@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
@@ -49,30 +51,50 @@ def _reason(error: Exception) -> str:
   return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
 
 
+class Cadence:
+  """When a checkpoint is due: every ``steps`` steps (0: not by count) or
+  ``minutes`` after the previous save (0: not by time), whichever comes
+  first. Time is read at log steps only, by process 0, and shared with the
+  other processes there (one broadcast per log interval, none per step), so
+  every process saves at the same steps."""
+
+  def __init__(self, steps: int, minutes: float):
+    self.steps, self.seconds = steps, minutes * 60
+    self._last = time.monotonic()
+
+  def due(self, step: int, at_log: bool) -> bool:
+    if self.steps and step % self.steps == 0:
+      return True
+    if not (self.seconds and at_log):
+      return False
+    late = time.monotonic() - self._last >= self.seconds
+    if jax.process_count() > 1:
+      late = bool(multihost_utils.broadcast_one_to_all(np.int32(late)))
+    return late
+
+  def saved(self) -> None:
+    self._last = time.monotonic()
+
+
 class Checkpointer:
-  """Saves ``{state, data}`` every ``every`` steps (and when forced) under
-  ``directory``; keeps the newest ``max_to_keep``."""
+  """Saves ``{state, data}`` under ``directory`` when asked; keeps the newest
+  ``max_to_keep``."""
 
   def __init__(
       self,
       directory: str,
-      every: int,
       max_to_keep: int = 3,
       read_only: bool = False,
   ):
-    if every <= 0:
-      raise ValueError(f"checkpoint_every must be > 0, got {every}")
     if max_to_keep <= 0:
       raise ValueError(f"max_checkpoints must be > 0, got {max_to_keep}")
-    self.every, self.max_to_keep, self.read_only = every, max_to_keep, read_only
+    self.max_to_keep, self.read_only = max_to_keep, read_only
     # Orbax needs absolute paths; object-store URLs (gs://...) already are.
     if "://" not in str(directory):
       directory = os.path.abspath(directory)
     self.directory = epath.Path(directory)
     self._options = ocp.CheckpointManagerOptions(
-        save_interval_steps=every,
-        create=not read_only,
-        read_only=read_only,
+        create=not read_only, read_only=read_only
     )
     self._manager = self._open()
     self._pending = None  # the step of a save not yet known to be complete
@@ -93,17 +115,14 @@ class Checkpointer:
         int(p.name) for p in self.directory.iterdir() if p.name.isdigit()
     )
 
-  def save(
-      self, step: int, state: TrainState, iterator, force: bool = False
-  ) -> bool:
-    """Saves at multiples of ``every`` or when ``force``; returns whether it
-    started a save. Raises ``CheckpointWriteError`` if this save or the
-    previous one (asynchronous) failed."""
+  def save(self, step: int, state: TrainState, iterator) -> None:
+    """Starts saving ``step`` (asynchronously). Raises
+    ``CheckpointWriteError`` if this save or the previous one failed."""
     self._confirm_pending()
     try:
-      started = self._manager.save(
+      self._manager.save(
           step,
-          force=force,
+          force=True,
           args=ocp.args.Composite(
               state=ocp.args.StandardSave(state),
               data=grain.checkpoint.CheckpointSave(iterator),
@@ -111,9 +130,7 @@ class Checkpointer:
       )
     except Exception as error:  # Orbax/tensorstore raise many types
       raise self._write_error(step, error) from error
-    if started:
-      self._pending = step
-    return started
+    self._pending = step
 
   def _confirm_pending(self) -> None:
     """Waits for the pending save; once it is complete, deletes checkpoints

@@ -40,9 +40,10 @@ def validate_config(config) -> None:
     raise ValueError("Set num_steps > 0 or num_epochs > 0.")
   if config.log_every < 1:
     raise ValueError(f"log_every must be >= 1, got {config.log_every}")
-  if config.checkpoint_every < 1:
+  if config.checkpoint_every < 0 or config.checkpoint_every_minutes < 0:
     raise ValueError(
-        f"checkpoint_every must be >= 1, got {config.checkpoint_every}"
+        "checkpoint_every and checkpoint_every_minutes must be >= 0 (0: off), "
+        f"got {config.checkpoint_every} and {config.checkpoint_every_minutes}"
     )
   augment.validate_config(config.augment)
   optimizers.validate_config(config.optimizer)
@@ -153,7 +154,6 @@ class Experiment:
   ) -> checkpointing.Checkpointer:
     return checkpointing.Checkpointer(
         str(epath.Path(workdir) / "checkpoints"),
-        self.config.checkpoint_every,
         self.config.max_checkpoints,
         read_only=read_only,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 
 import matplotlib.image
 import numpy as np
@@ -21,29 +22,66 @@ class JsonLinesLog:
   resumed from step s calls ``drop_after(s)``: lines that the interrupted run
   logged after its last checkpoint are removed, so the file describes one
   uninterrupted run; everything up to s is kept.
+
+  On a filesystem each record is appended to the file. An object store
+  (``gs://``) cannot append: there the lines are kept in memory and the
+  object is written whole when ``flush_every_s`` seconds have passed since the
+  last write of it (0: at every record) and at ``close``, so a log every few
+  milliseconds does not rewrite a growing object each time.
   """
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, flush_every_s: float = 0.0):
     self.path = epath.Path(path)
-    if not self.path.exists():
+    self.remote = "://" in str(path)
+    self.flush_every_s = flush_every_s
+    self._lines = None  # an object store's lines, held here
+    self._written = time.monotonic()
+    if self.remote:
+      self._lines = (
+          self.path.read_text().splitlines(keepends=True)
+          if self.path.exists()
+          else []
+      )
+      self._write_object()
+    elif not self.path.exists():
       self.path.write_text("")
 
   def drop_after(self, step: int) -> None:
     """Removes entries logged after ``step``."""
+    lines = (
+        self._lines
+        if self.remote
+        else self.path.read_text().splitlines(keepends=True)
+    )
     kept = [
         line
-        for line in self.path.read_text().splitlines(keepends=True)
+        for line in lines
         if line.strip() and json.loads(line)["step"] <= step
     ]
-    self.path.write_text("".join(kept))
+    if self.remote:
+      self._lines = kept
+      self._write_object()
+    else:
+      self.path.write_text("".join(kept))
 
   def write(self, step: int, record: dict) -> None:
     line = json.dumps({"step": int(step), **record}) + "\n"
-    if "://" in str(self.path):  # object stores cannot append
-      self.path.write_text(self.path.read_text() + line)
-    else:
+    if not self.remote:
       with self.path.open("a") as file:
         file.write(line)
+      return
+    self._lines.append(line)
+    if time.monotonic() - self._written >= self.flush_every_s:
+      self._write_object()
+
+  def _write_object(self) -> None:
+    self.path.write_text("".join(self._lines))
+    self._written = time.monotonic()
+
+  def close(self) -> None:
+    """Writes what an object store's copy lacks."""
+    if self.remote:
+      self._write_object()
 
 
 def read_jsonl(path: str) -> list[dict]:

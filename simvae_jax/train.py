@@ -26,7 +26,14 @@ import numpy as np
 import tqdm
 from jax.experimental import multihost_utils
 
-from simvae_jax import ownership, posthoc_decoder, sharding, writers
+from simvae_jax import (
+    checkpointing,
+    compilation_cache,
+    ownership,
+    posthoc_decoder,
+    sharding,
+    writers,
+)
 from simvae_jax.data import pipeline
 from simvae_jax import workdir as run_dir
 from simvae_jax.evaluator import Evaluator
@@ -200,7 +207,8 @@ def train(
   """Trains (resuming from the latest readable checkpoint in workdir) and
   returns the final state, or the state at which a signal stopped it
   (``preemption.stopped_at`` is then set). Checkpoints every
-  ``checkpoint_every`` steps and at the end, and calls ``evaluator(params,
+  ``checkpoint_every`` steps or ``checkpoint_every_minutes`` (whichever is
+  due first) and at the end, and calls ``evaluator(params,
   model_state, step)`` every ``eval.every_steps`` steps (if > 0) before the
   last."""
   config = experiment.config
@@ -247,7 +255,7 @@ def train(
       if (
           checkpointer.latest_step() is None
       ):  # nothing to train (random encoder)
-        checkpointer.save(total, state, iterator, force=True)
+        checkpointer.save(total, state, iterator)
     finally:  # also on errors: finish pending saves, flush the logs
       checkpointer.close()
       if own_writer:
@@ -272,6 +280,9 @@ def _run_steps(
   config, total = experiment.config, experiment.total_steps
   eval_every = config.eval.every_steps if evaluator is not None else 0
   flags, progress = _Flags(), _Progress(bar)
+  cadence = checkpointing.Cadence(
+      config.checkpoint_every, config.checkpoint_every_minutes
+  )
   for step in range(int(state.step) + 1, total + 1):
     batch = sharding.to_global_batch(next(iterator), experiment.mesh)
     state, metrics = step_fn(state, batch)
@@ -279,7 +290,7 @@ def _run_steps(
     flags.add(step, metrics)
     log = step % config.log_every == 0 or step == total
     interrupted = preemption.requested(step)
-    save = step % checkpointer.every == 0 or step == total or interrupted
+    save = cadence.due(step, log) or step == total or interrupted
     if log or save:
       progress.finish()
       flags.check(config.skip_nonfinite, checkpointer)
@@ -292,9 +303,8 @@ def _run_steps(
     if save:
       if lock is not None:
         lock.check()
-      checkpointer.save(
-          step, state, iterator, force=step == total or interrupted
-      )
+      checkpointer.save(step, state, iterator)
+      cadence.saved()
     if interrupted:
       preemption.stopped_at = step
       _report_interruption(preemption.signal, step, checkpointer)
@@ -340,6 +350,7 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
   if mode not in ("train", "eval"):
     raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
   run_dir.prepare(workdir, create=False)
+  compilation_cache.enable(config.compilation_cache_dir)
   if mode == "eval":
     owner = ownership.live_owner(workdir, config.lock_stale_minutes)
     if owner and jax.process_index() == 0:

@@ -24,6 +24,8 @@ RESUMABLE_CHANGES = (
     "num_steps",
     "log_every",
     "checkpoint_every",
+    "checkpoint_every_minutes",
+    "compilation_cache_dir",
     "max_checkpoints",
     "lock_stale_minutes",
     "skip_nonfinite",

@@ -54,10 +54,11 @@ class NullWriter:
 
 
 class JsonlWriter:
-  """Scalars as one JSON object per step in a ``.jsonl`` file (append-only)."""
+  """Scalars as one JSON object per step in a ``.jsonl`` file (append-only;
+  on an object store written whole at most once a minute and at close)."""
 
   def __init__(self, path: str):
-    self.log = outputs.JsonLinesLog(path)
+    self.log = outputs.JsonLinesLog(path, flush_every_s=60.0)
 
   def write_scalars(self, step, scalars):
     self.log.write(step, {k: float(v) for k, v in scalars.items()})
@@ -69,7 +70,7 @@ class JsonlWriter:
     self.log.drop_after(step)
 
   def close(self):
-    pass
+    self.log.close()
 
 
 class TensorBoardWriter:

@@ -130,10 +130,15 @@ def start(command) -> subprocess.Popen:
   )
 
 
-def run(command, timeout=600) -> subprocess.CompletedProcess:
+def run(command, timeout=600, env=None) -> subprocess.CompletedProcess:
   """Runs a command from the repository root to its end, capturing output."""
   return subprocess.run(
-      command, cwd=REPO, capture_output=True, text=True, timeout=timeout
+      command,
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+      env=env,
   )
 
 

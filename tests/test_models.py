@@ -232,9 +232,9 @@ def conv_network_loss_jaxpr_and_gradients(conv_method, platform):
   method, params, state = conv_method
   views = jax.random.uniform(jax.random.PRNGKey(6), (4, 2, 8, 8, 1))
   loss = lambda p: method.objective(p, state, views, jax.random.PRNGKey(7))[0]
-  with layers.compiling_for(platform):
+  with layers.compiling_for(platform):  # traced (and compiled) inside
     text = str(jax.make_jaxpr(jax.grad(loss))(params))
-    gradients = jax.grad(loss)(params)
+    gradients = jax.jit(jax.grad(loss))(params)
   return text, gradients
 
 

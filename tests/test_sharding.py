@@ -171,4 +171,4 @@ def test_batchnorm_networks_are_invariant_to_the_device_count(result, name):
   # channel of MoCo's last block differed by 3.4e-7 in 2.9e-3 (1.2e-4).
   assert conv["params"] < 3e-4
   assert conv["batch_stats"] < 1e-4
-  assert conv["method_state"] < 1e-4
+  assert conv["method_state"] < 3e-4  # MoCo's key encoder: the same biases
