@@ -17,6 +17,7 @@ checkpoint (no checkpoint is written after such a step), unless
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import time
@@ -179,22 +180,30 @@ class _Flags:
 
 class _Progress:
   """Advances the progress bar when a step has finished on the devices rather
-  than when it was dispatched: with asynchronous dispatch the host runs many
-  steps ahead, which made the first rate and ETA far too optimistic. One step
-  stays in flight, so the devices do not wait for the host."""
+  than when it was dispatched: with asynchronous dispatch the host runs ahead,
+  which made the first rate and ETA far too optimistic. Up to
+  ``max_in_flight`` steps are dispatched ahead of the devices, so neither
+  waits for the other on a fast device (the host prepares and dispatches the
+  next steps while the current ones run); the host blocks only on the oldest
+  step once that many are queued."""
 
-  def __init__(self, bar):
-    self.bar, self.in_flight = bar, None
+  def __init__(self, bar, max_in_flight: int = 3):
+    self.bar, self.max_in_flight = bar, max_in_flight
+    self.in_flight = collections.deque()
 
   def dispatched(self, metrics) -> None:
-    self.finish()
-    self.in_flight = metrics["loss"]
+    self.in_flight.append(metrics["loss"])
+    while len(self.in_flight) > self.max_in_flight:
+      self._retire()
 
   def finish(self) -> None:
-    if self.in_flight is not None:
-      jax.block_until_ready(self.in_flight)
-      self.bar.update()
-      self.in_flight = None
+    """Waits for every dispatched step (before logs, saves, evaluations)."""
+    while self.in_flight:
+      self._retire()
+
+  def _retire(self) -> None:
+    jax.block_until_ready(self.in_flight.popleft())
+    self.bar.update()
 
 
 def train(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
 import pytest
@@ -342,3 +343,22 @@ def test_readme_quick_start_command_with_a_relative_workdir(tmp_path):
       "20",
   ]
   assert (tmp_path / "runs" / "digits" / "eval.json").exists()
+
+
+def test_the_progress_bar_counts_finished_steps_with_a_few_in_flight():
+  """The host runs up to three steps ahead of the devices and blocks only on
+  the oldest; the bar counts steps once they have finished."""
+
+  class Bar:
+    n = 0
+
+    def update(self):
+      self.n += 1
+
+  bar = Bar()
+  progress = train._Progress(bar, max_in_flight=3)
+  for step in range(1, 7):
+    progress.dispatched({"loss": jnp.float32(step)})
+    assert bar.n == max(0, step - 3) and len(progress.in_flight) == min(step, 3)
+  progress.finish()
+  assert bar.n == 6 and not progress.in_flight
