@@ -59,6 +59,8 @@ def _process_fingerprint(pid: int) -> tuple[str, str] | None:
 def _process_exists(pid: int, start: str | None) -> bool:
   """Whether process ``pid`` of this host still runs, and is the one that
   started at ``start`` (a pid can be reused)."""
+  if pid <= 0:  # not a process: 0 and -1 would address groups of them
+    return False
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
@@ -211,7 +213,8 @@ class WorkdirLock:
     self.record = None
 
 
-_HELD: dict[str, tuple[WorkdirLock | None, int]] = {}
+# The workdirs this process holds (their locks; None on processes but 0).
+_HELD: dict[str, WorkdirLock | None] = {}
 
 
 def _key(workdir: str) -> str:
@@ -228,13 +231,8 @@ def owned(workdir: str, stale_after_minutes: float):
   live run owns the workdir. Yields the lock (None on processes other than 0).
   """
   key = _key(workdir)
-  if key in _HELD:
-    lock, depth = _HELD[key]
-    _HELD[key] = (lock, depth + 1)
-    try:
-      yield lock
-    finally:
-      _HELD[key] = (lock, depth)
+  if key in _HELD:  # the outer ``owned`` releases it
+    yield _HELD[key]
     return
   lock, refusal = None, None
   if jax.process_index() == 0:
@@ -255,7 +253,7 @@ def owned(workdir: str, stale_after_minutes: float):
       )
   if refusal is not None:
     raise refusal
-  _HELD[key] = (lock, 1)
+  _HELD[key] = lock
   try:
     yield lock
   finally:

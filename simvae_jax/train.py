@@ -261,9 +261,8 @@ def train(
             bar,
             lock,
         )
-      if (
-          checkpointer.latest_step() is None
-      ):  # nothing to train (random encoder)
+      # Nothing was trained (the random encoder): save its initial state.
+      if checkpointer.latest_step() is None:
         checkpointer.save(total, state, iterator)
     finally:  # also on errors: finish pending saves, flush the logs
       checkpointer.close()

@@ -57,8 +57,19 @@ def write_lock(workdir, **fields):
       "token": "other",
       **fields,
   }
-  (workdir / ownership.LOCK_FILE).write_text(json.dumps(record))
+  # Atomically, as the package does: a running owner reads it meanwhile.
+  temporary = workdir / "lock.tmp"
+  temporary.write_text(json.dumps(record))
+  os.replace(temporary, workdir / ownership.LOCK_FILE)
   return record
+
+
+def wait_until(condition, timeout=30.0):
+  """Polls ``condition`` until it holds (a loaded machine runs threads late)."""
+  deadline = time.time() + timeout
+  while not condition():
+    assert time.time() < deadline, "condition never held"
+    time.sleep(0.02)
 
 
 def read_lock(workdir) -> dict:
@@ -119,11 +130,10 @@ def test_the_owner_refreshes_its_heartbeat_and_notices_a_takeover(tmp_path):
   lock = ownership.WorkdirLock(str(tmp_path), stale_after_s=0.2)  # beat 0.05 s
   assert lock.acquire() is None
   first = read_lock(tmp_path)["heartbeat"]
-  time.sleep(0.3)
-  assert read_lock(tmp_path)["heartbeat"] > first
+  wait_until(lambda: read_lock(tmp_path)["heartbeat"] > first)
   lock.check()  # still ours
   write_lock(tmp_path, host="elsewhere", pid=4321)  # another run took it
-  time.sleep(0.3)
+  wait_until(lambda: lock.lost_to is not None)
   with pytest.raises(ownership.WorkdirInUse, match="pid 4321"):
     lock.check()
   lock.release()  # leaves the new owner's lock alone
