@@ -112,8 +112,17 @@ def get_base_config() -> ml_collections.ConfigDict:
   )
 
   config.log_every = 100
+  # Steps fused into one compiled call (a lax.scan over K batches; the same
+  # result as K single steps). Logs, checkpoints, evaluations and stops on a
+  # signal happen between dispatches, so log_every, checkpoint_every and
+  # eval.every_steps must be multiples of it. Raise it (e.g. 8) when the
+  # device outruns the host's dispatch (small models on an accelerator).
+  config.steps_per_dispatch = 1
   # A non-finite loss or gradient stops the run (naming the step and terms);
   # True skips such updates instead and counts them in metrics.jsonl.
+  # Gradients are checked on logged and saved steps (their norms are computed
+  # there only); elsewhere a non-finite gradient shows as a non-finite loss at
+  # the next step. skip_nonfinite checks every step.
   config.skip_nonfinite = False
   # Also write TensorBoard event files (workdir/tensorboard, process 0 only).
   config.tensorboard = False

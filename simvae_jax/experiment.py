@@ -45,9 +45,30 @@ def validate_config(config) -> None:
         "checkpoint_every and checkpoint_every_minutes must be >= 0 (0: off), "
         f"got {config.checkpoint_every} and {config.checkpoint_every_minutes}"
     )
+  _check_dispatch(config)
   augment.validate_config(config.augment)
   optimizers.validate_config(config.optimizer)
   tasks.make_tasks(config.eval.tasks)
+
+
+def _check_dispatch(config) -> None:
+  """Logs, step-count checkpoints and evaluations fall on dispatch ends, so
+  their intervals must be multiples of ``steps_per_dispatch``."""
+  per_dispatch = config.get("steps_per_dispatch", 1)
+  if per_dispatch < 1:
+    raise ValueError(f"steps_per_dispatch must be >= 1, got {per_dispatch}")
+  intervals = {
+      "log_every": config.log_every,
+      "checkpoint_every": config.checkpoint_every,
+      "eval.every_steps": config.eval.every_steps,
+  }
+  for name, every in intervals.items():
+    if every % per_dispatch:
+      raise ValueError(
+          f"{name}={every} is not a multiple of steps_per_dispatch="
+          f"{per_dispatch}: logs, checkpoints and evaluations happen between "
+          f"dispatches of {per_dispatch} steps."
+      )
 
 
 def num_train_steps(config, num_examples: int) -> int:
@@ -124,9 +145,10 @@ class Experiment:
         self.mesh,
     )
 
-  def compile_step(self, mesh: jax.sharding.Mesh | None = None):
-    """The jitted train step over ``mesh`` (default: the experiment's)."""
-    return train_step.compile_train_step(
+  def compile_steps(self, mesh: jax.sharding.Mesh | None = None):
+    """The jitted ``train_steps`` (K steps per call, K from the batches'
+    shape) over ``mesh`` (default: the experiment's)."""
+    return train_step.compile_train_steps(
         self.method,
         self.optimizer,
         self.schedule,

@@ -28,6 +28,12 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
+def steps_sharded(mesh: Mesh) -> NamedSharding:
+  """Stacked batches ``[K, B, ...]`` of K steps: the batch axis (second) split
+  over the ``data`` axis."""
+  return NamedSharding(mesh, PartitionSpec(None, DATA_AXIS))
+
+
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
   """Raises a clear error if the batch cannot be split evenly over devices."""
   if global_batch_size % mesh.size:
@@ -42,6 +48,16 @@ def to_global_batch(local_batch: dict, mesh: Mesh) -> dict:
   sharding = batch_sharded(mesh)
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch
+  )
+
+
+def to_global_steps(local_batches: dict, mesh: Mesh) -> dict:
+  """Each process's K stacked slices {name: [K, b, ...]} as global sharded
+  arrays [K, B, ...]."""
+  sharding = steps_sharded(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, x),
+      local_batches,
   )
 
 

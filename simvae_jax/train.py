@@ -33,6 +33,7 @@ from simvae_jax import (
     ownership,
     posthoc_decoder,
     sharding,
+    train_step,
     writers,
 )
 from simvae_jax.data import pipeline
@@ -112,30 +113,47 @@ class Preemption:
 def compile_before_training(
     experiment: Experiment, state: TrainState, needed: bool
 ):
-  """The step compiled ahead of time (so that the progress bar's rate and ETA
-  exclude compilation), or the jitted function when no step will run."""
-  step_fn = experiment.compile_step()
+  """The jitted ``train_steps`` and, when steps will run, its program for a
+  full dispatch compiled ahead of time (so that the progress bar's rate and
+  ETA exclude compilation): ``(jitted, compiled or None)``."""
+  steps_fn = experiment.compile_steps()
   if not needed:
-    return step_fn
+    return steps_fn, None
   config = experiment.config
-  batched = sharding.batch_sharded(experiment.mesh)
-  batch = {
+  per_dispatch = config.steps_per_dispatch
+  stacked = sharding.steps_sharded(experiment.mesh)
+  batches = {
       "image": jax.ShapeDtypeStruct(
-          (config.batch_size, *experiment.image_shape),
+          (per_dispatch, config.batch_size, *experiment.image_shape),
           np.uint8,
-          sharding=batched,
+          sharding=stacked,
       ),
       "label": jax.ShapeDtypeStruct(
-          (config.batch_size,), np.int32, sharding=batched
+          (per_dispatch, config.batch_size), np.int32, sharding=stacked
       ),
   }
   started = time.time()
-  compiled = step_fn.lower(state, batch).compile()
+  compiled = steps_fn.lower(state, batches, np.bool_(True)).compile()
   if jax.process_index() == 0:
     print(
         f"compiled the train step in {time.time() - started:.1f}s", flush=True
     )
-  return compiled
+  return steps_fn, compiled
+
+
+class _Dispatcher:
+  """Runs dispatches of K steps: the ahead-of-time program for full ones,
+  the jitted function (compiled on first use) for a shorter one (the run's
+  last steps, or realigning a resumed run to multiples of K)."""
+
+  def __init__(self, steps_fn, compiled, per_dispatch: int):
+    self.steps_fn, self.compiled = steps_fn, compiled
+    self.per_dispatch = per_dispatch
+
+  def __call__(self, state, batches, diagnose: bool):
+    count = batches["label"].shape[0]
+    fn = self.compiled if count == self.per_dispatch else self.steps_fn
+    return fn(state, batches, np.bool_(diagnose))
 
 
 def _nonfinite_error(step: int, metrics: dict, checkpointer) -> NonFiniteError:
@@ -158,41 +176,43 @@ def _nonfinite_error(step: int, metrics: dict, checkpointer) -> NonFiniteError:
 
 
 class _Flags:
-  """Per-step metrics kept on the device until the next log or checkpoint
-  step, so checking them costs one transfer per interval, not per step."""
+  """Each dispatch's ``finite`` flags kept on the device until the next log
+  or checkpoint, so checking them costs one small transfer per interval; the
+  other metrics of a step are fetched only if it was not finite."""
 
   def __init__(self):
     self.pending, self.skipped = [], 0
 
-  def add(self, step: int, metrics) -> None:
-    self.pending.append((step, metrics))
+  def add(self, first_step: int, metrics) -> None:
+    self.pending.append((first_step, metrics))
 
   def check(self, skip_nonfinite: bool, checkpointer) -> None:
-    fetched = jax.device_get([m for _, m in self.pending])
-    for (step, _), metrics in zip(self.pending, fetched):
-      if metrics["finite"] == 0:
+    flags = jax.device_get([m["finite"] for _, m in self.pending])
+    for (first_step, metrics), finite in zip(self.pending, flags):
+      for offset in np.flatnonzero(np.asarray(finite) == 0):
         if not skip_nonfinite:
-          metrics = {k: float(v) for k, v in metrics.items()}
-          raise _nonfinite_error(step, metrics, checkpointer)
+          values = jax.device_get(metrics)
+          values = {k: float(v[offset]) for k, v in values.items()}
+          raise _nonfinite_error(first_step + int(offset), values, checkpointer)
         self.skipped += 1
     self.pending = []
 
 
 class _Progress:
-  """Advances the progress bar when a step has finished on the devices rather
-  than when it was dispatched: with asynchronous dispatch the host runs ahead,
-  which made the first rate and ETA far too optimistic. Up to
-  ``max_in_flight`` steps are dispatched ahead of the devices, so neither
+  """Advances the progress bar when a dispatch has finished on the devices
+  rather than when it was dispatched: with asynchronous dispatch the host
+  runs ahead, which made the first rate and ETA far too optimistic. Up to
+  ``max_in_flight`` dispatches are queued ahead of the devices, so neither
   waits for the other on a fast device (the host prepares and dispatches the
-  next steps while the current ones run); the host blocks only on the oldest
-  step once that many are queued."""
+  next ones while the current ones run); the host blocks only on the oldest
+  once that many are queued."""
 
   def __init__(self, bar, max_in_flight: int = 3):
     self.bar, self.max_in_flight = bar, max_in_flight
     self.in_flight = collections.deque()
 
-  def dispatched(self, metrics) -> None:
-    self.in_flight.append(metrics["loss"])
+  def dispatched(self, metrics, steps: int) -> None:
+    self.in_flight.append((metrics["loss"], steps))
     while len(self.in_flight) > self.max_in_flight:
       self._retire()
 
@@ -202,8 +222,9 @@ class _Progress:
       self._retire()
 
   def _retire(self) -> None:
-    jax.block_until_ready(self.in_flight.popleft())
-    self.bar.update()
+    loss, steps = self.in_flight.popleft()
+    jax.block_until_ready(loss)
+    self.bar.update(steps)
 
 
 def train(
@@ -237,7 +258,10 @@ def train(
     writer.drop_after(start)
     if evaluator is not None:
       evaluator.resume(start)
-    step_fn = compile_before_training(experiment, state, start < total)
+    dispatcher = _Dispatcher(
+        *compile_before_training(experiment, state, start < total),
+        config.steps_per_dispatch,
+    )
     bar = tqdm.tqdm(
         total=total,
         initial=start,
@@ -253,7 +277,7 @@ def train(
             experiment,
             state,
             iterator,
-            step_fn,
+            dispatcher,
             checkpointer,
             writer,
             evaluator,
@@ -271,11 +295,21 @@ def train(
   return state
 
 
+def dispatch_ends(start: int, total: int, per_dispatch: int):
+  """The last step of each dispatch after step ``start``: multiples of
+  ``per_dispatch`` (a resumed run realigns with a shorter first dispatch)
+  and ``total``."""
+  step = start
+  while step < total:
+    step = min(total, (step // per_dispatch + 1) * per_dispatch)
+    yield step
+
+
 def _run_steps(
     experiment,
     state,
     iterator,
-    step_fn,
+    dispatcher,
     checkpointer,
     writer,
     evaluator,
@@ -283,43 +317,50 @@ def _run_steps(
     bar,
     lock,
 ) -> TrainState:
-  """Steps from ``state.step + 1`` to the end (or a signal): logs, checks for
-  non-finite steps before each log and save, checkpoints, evaluates."""
+  """Steps from ``state.step + 1`` to the end (or a signal), K per dispatch:
+  logs, checks for non-finite steps before each log and save, checkpoints,
+  evaluates, all between dispatches."""
   config, total = experiment.config, experiment.total_steps
   eval_every = config.eval.every_steps if evaluator is not None else 0
   flags, progress = _Flags(), _Progress(bar)
   cadence = checkpointing.Cadence(
       config.checkpoint_every, config.checkpoint_every_minutes
   )
-  for step in range(int(state.step) + 1, total + 1):
-    batch = sharding.to_global_batch(next(iterator), experiment.mesh)
-    state, metrics = step_fn(state, batch)
-    progress.dispatched(metrics)
-    flags.add(step, metrics)
-    log = step % config.log_every == 0 or step == total
-    interrupted = preemption.requested(step)
-    save = cadence.due(step, log) or step == total or interrupted
+  first = int(state.step) + 1
+  for last in dispatch_ends(first - 1, total, config.steps_per_dispatch):
+    log = last % config.log_every == 0 or last == total
+    # Every step's sync point is passed (a multi-process stop is agreed on a
+    # step number); the run stops at the end of the dispatch holding it.
+    interrupted = any([preemption.requested(s) for s in range(first, last + 1)])
+    save = cadence.due(last, log) or last == total or interrupted
+    batches = train_step.stack_batches(
+        [next(iterator) for _ in range(first, last + 1)], experiment.mesh
+    )
+    state, metrics = dispatcher(state, batches, diagnose=log or save)
+    progress.dispatched(metrics, last - first + 1)
+    flags.add(first, metrics)
+    first = last + 1
     if log or save:
       progress.finish()
       flags.check(config.skip_nonfinite, checkpointer)
     if log:
-      values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      values = {k: float(v[-1]) for k, v in jax.device_get(metrics).items()}
       del values["finite"]
-      writer.write_scalars(step, {**values, "nonfinite_steps": flags.skipped})
+      writer.write_scalars(last, {**values, "nonfinite_steps": flags.skipped})
       flags.skipped = 0
       bar.set_postfix(loss=f"{values['loss']:.2f}")
     if save:
       if lock is not None:
         lock.check()
-      checkpointer.save(step, state, iterator)
+      checkpointer.save(last, state, iterator)
       cadence.saved()
     if interrupted:
-      preemption.stopped_at = step
-      _report_interruption(preemption.signal, step, checkpointer)
+      preemption.stopped_at = last
+      _report_interruption(preemption.signal, last, checkpointer)
       break
-    if eval_every and step % eval_every == 0 and step < total:
+    if eval_every and last % eval_every == 0 and last < total:
       progress.finish()
-      evaluator(state.params, state.model_state, step)
+      evaluator(state.params, state.model_state, last)
   return state
 
 

@@ -23,6 +23,7 @@ RESUMABLE_CHANGES = (
     "num_epochs",
     "num_steps",
     "log_every",
+    "steps_per_dispatch",
     "checkpoint_every",
     "checkpoint_every_minutes",
     "compilation_cache_dir",

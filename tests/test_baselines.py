@@ -321,16 +321,16 @@ def test_moco_step_updates_queue_and_momentum_encoder():
   mesh = sharding.make_mesh(jax.devices()[:1])
   state = init_train_state(method, optimizer, (8, 8, 1), 0, mesh)
   before = jax.device_get(state)
-  step = train_step.compile_train_step(
+  steps = train_step.compile_train_steps(
       method, optimizer, optax.constant_schedule(1e-2), 2, config.augment, mesh
   )
   images = np.random.default_rng(0).integers(
       0, 256, (4, 8, 8, 1), dtype=np.uint8
   )
-  batch = sharding.to_global_batch(
-      {"image": images, "label": np.zeros(4, np.int32)}, mesh
+  batches = train_step.stack_batches(
+      [{"image": images, "label": np.zeros(4, np.int32)}], mesh
   )
-  after = jax.device_get(step(state, batch)[0])
+  after = jax.device_get(steps(state, batches, True)[0])
   # Queue: the 8 new keys (normalised) first, the 8 newest old entries after.
   queue = after.method_state["queue"]
   np.testing.assert_allclose(np.linalg.norm(queue[:8], axis=1), 1.0, rtol=1e-5)

@@ -15,7 +15,7 @@ import json
 import jax
 import numpy as np
 from conftest import tiny_conv_config, tiny_digits_config
-from simvae_jax import methods, sharding
+from simvae_jax import methods, sharding, train_step
 from simvae_jax.train_state import init_train_state
 from simvae_jax.data import pipeline
 from simvae_jax.train import Experiment
@@ -29,14 +29,14 @@ def run(devices, steps=3, experiment=experiment):
   mesh = sharding.make_mesh(devices)
   state = init_train_state(experiment.method, experiment.optimizer,
                            experiment.image_shape, config.seed, mesh)
-  step_fn = experiment.compile_step(mesh)
+  steps_fn = experiment.compile_steps(mesh)
   iterator = pipeline.make_train_iterator(pipeline.make_train_dataset(
       experiment.train_source, config.batch_size, seed=0))
   losses = []
   for _ in range(steps):
-    batch = sharding.to_global_batch(next(iterator), mesh)
-    state, metrics = step_fn(state, batch)
-    losses.append(float(metrics["loss"]))
+    batches = train_step.stack_batches([next(iterator)], mesh)
+    state, metrics = steps_fn(state, batches, True)
+    losses.append(float(metrics["loss"][0]))
   shards = len(state.params["encoder"]["Dense_0"]["kernel"].sharding.device_set)
   return (losses, jax.device_get(state.params), shards,
           jax.device_get((state.model_state, state.method_state)))
