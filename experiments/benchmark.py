@@ -1,14 +1,26 @@
-"""Times the compiled train step (on-device augmentation included) for a config.
+"""Times the train step, the input pipeline or the host loop for a config.
 
 python experiments/benchmark.py --config=configs/mnist.py \
     --config.data.source=npz --config.data.path=../shared/datasets/mnist.npz \
-    --config.num_views=2
+    --config.num_views=2 [--what=step|input|loop]
 
-Prints one JSON line: compile time, median step time over repeats, views/s,
-achieved GFLOP/s (XLA's FLOP count of the step divided by the median time) and
-the machine's yardstick measured in the same process: the GFLOP/s of a large
-float32 matmul, and the step's GFLOP/s as a fraction of it, so that figures from
-different machines can be related.
+Prints one JSON line, always with the machine's yardstick measured in the same
+process (the GFLOP/s of a large float32 matmul), so that figures from
+different machines can be related:
+
+* ``step`` (default): the compiled train step (on-device augmentation
+  included, ``steps_per_dispatch`` steps per call, the unlogged steps):
+  compile time, median step time over repeats, views/s, achieved GFLOP/s
+  (XLA's FLOP count of the step over the median time) and its fraction of the
+  yardstick.
+* ``input``: what the pipeline delivers to the devices: ``images_per_s`` of
+  shuffled batches read from the training source and placed on the devices
+  as the step takes them (``load_s``: loading the source, which includes
+  decoding it into its cache the first time).
+* ``loop``: the host ceiling: the real pipeline and training loop
+  (``train.run_steps``: batches, transfers, dispatch of the real train
+  state, logging) around a step that does no work, so ``images_per_s`` is the
+  most the host can feed a device that took no time.
 """
 
 from __future__ import annotations
@@ -19,18 +31,27 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from absl import app, flags
 from ml_collections import config_flags
 
-from simvae_jax import train_step
+from simvae_jax import sharding, train, train_step, writers
+from simvae_jax.data import pipeline, sources
 from simvae_jax.train import Experiment
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
+_WHAT = flags.DEFINE_enum(
+    "what", "step", ["step", "input", "loop"], "What to time (see above)."
+)
+_SECONDS = flags.DEFINE_float(
+    "seconds", 5.0, "input and loop: how long to measure for (at least)."
+)
 _REPEATS = flags.DEFINE_integer(
     "repeats", 7, "Timed repeats; the median is reported."
 )
@@ -127,6 +148,131 @@ def benchmark(
   }
 
 
+def input_benchmark(config, seconds: float) -> dict:
+  started = time.perf_counter()
+  source = sources.load_source(config.data, "train")
+  load_s = time.perf_counter() - started
+  mesh = sharding.make_mesh()
+  per_dispatch = config.steps_per_dispatch
+  iterator = pipeline.make_train_iterator(
+      pipeline.make_train_dataset(source, config.batch_size, seed=config.seed)
+  )
+
+  def deliver():
+    batches = [next(iterator) for _ in range(per_dispatch)]
+    return train_step.stack_batches(batches, mesh)
+
+  for _ in range(5):
+    jax.block_until_ready(deliver())
+  dispatches, started = 0, time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    jax.block_until_ready(deliver())
+    dispatches += 1
+  elapsed = time.perf_counter() - started
+  images = dispatches * per_dispatch * config.batch_size
+  return {
+      "what": "input",
+      "config": f"{config.data.name} ({config.data.source})",
+      "examples": len(source),
+      "image_shape": list(source.image_shape),
+      "batch_size": config.batch_size,
+      "steps_per_dispatch": per_dispatch,
+      "load_s": round(load_s, 3),
+      "images_per_s": round(images / elapsed, 1),
+      "batches": dispatches * per_dispatch,
+      "devices": jax.device_count(),
+      "matmul_gflop_per_s": round(matmul_gflop_per_s(), 1),
+  }
+
+
+def idle_steps(state, batches, diagnose):
+  """A step that does no work: the state passes through (donated), and the
+  metrics read one pixel per image so the batch must arrive."""
+  del diagnose
+  count = batches["image"].shape[0]
+  first_pixel = batches["image"][:, :, 0, 0, 0].astype(jnp.float32)
+  zeros = jnp.zeros(count, jnp.float32)
+  metrics = {
+      "loss": jnp.mean(first_pixel, axis=1),
+      "learning_rate": zeros,
+      "grad_norm": zeros,
+      "param_norm": zeros,
+      "finite": jnp.ones(count, jnp.float32),
+  }
+  return state.replace(step=state.step + count), metrics
+
+
+class _NoCheckpoints:
+  """The loop benchmark times the loop, not checkpoint writes."""
+
+  directory = "(none)"
+
+  def save(self, step, state, iterator):
+    del step, state, iterator
+
+  def latest_step(self):
+    return None
+
+
+def loop_benchmark(config, seconds: float) -> dict:
+  experiment = Experiment.from_config(config)
+  per_dispatch = config.steps_per_dispatch
+  replicated = sharding.replicated(experiment.mesh)
+  idle = jax.jit(
+      idle_steps,
+      in_shardings=(
+          replicated,
+          sharding.steps_sharded(experiment.mesh),
+          replicated,
+      ),
+      out_shardings=(replicated, replicated),
+      donate_argnums=0,
+  )
+  dispatcher = train.Dispatcher(idle, None, per_dispatch)
+  iterator = pipeline.make_train_iterator(experiment.train_dataset())
+  state = experiment.initial_state()
+
+  def run(steps: int) -> float:
+    nonlocal state
+    experiment.total_steps = int(state.step) + steps
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as directory:
+      writer, _ = writers.make_writers(directory, False)
+      bar = tqdm.tqdm(total=steps, disable=True)
+      state = train.run_steps(
+          experiment,
+          state,
+          iterator,
+          dispatcher,
+          _NoCheckpoints(),
+          writer,
+          None,
+          train.Preemption(),
+          bar,
+          None,
+      )
+      writer.close()
+    return time.perf_counter() - started
+
+  run(4 * per_dispatch)  # compiles the idle step
+  steps = 32 * per_dispatch
+  while (elapsed := run(steps)) < seconds:
+    steps *= 2
+  return {
+      "what": "loop",
+      "config": f"{config.data.name} {config.method} ({config.data.source})",
+      "state_leaves": len(jax.tree.leaves(state)),
+      "batch_size": config.batch_size,
+      "steps_per_dispatch": per_dispatch,
+      "log_every": config.log_every,
+      "steps": steps,
+      "images_per_s": round(steps * config.batch_size / elapsed, 1),
+      "steps_per_s": round(steps / elapsed, 1),
+      "devices": jax.device_count(),
+      "matmul_gflop_per_s": round(matmul_gflop_per_s(), 1),
+  }
+
+
 def run_per_device_count(counts: list[int]) -> list[dict]:
   """Runs this script once per device count (simulated CPU devices)."""
   arguments = [a for a in sys.argv[1:] if not a.startswith("--devices")]
@@ -162,11 +308,15 @@ def main(argv):
           flush=True,
       )
     return
-  print(
-      json.dumps(
-          benchmark(_CONFIG.value, _REPEATS.value, _STEPS.value, _WARMUP.value)
-      )
-  )
+  if _WHAT.value == "input":
+    result = input_benchmark(_CONFIG.value, _SECONDS.value)
+  elif _WHAT.value == "loop":
+    result = loop_benchmark(_CONFIG.value, _SECONDS.value)
+  else:
+    result = benchmark(
+        _CONFIG.value, _REPEATS.value, _STEPS.value, _WARMUP.value
+    )
+  print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ def get_base_config() -> ml_collections.ConfigDict:
           train_subset=0,  # > 0: a fixed random subset of the training split
           center_crop=0,  # celeb_a / celeba_folder: centred square side (px)
           image_size=0,  # ... then resized to this side (0: as is)
+          # tfds and the CelebA folder are decoded once into a uint8 cache:
+          # in memory up to this size, else memory-mapped in cache_dir.
+          cache_memory_gib=4.0,
+          cache_dir="",  # '' = simvae_cache/ beside the data
+          decode_workers=0,  # processes decoding the CelebA folder (0: CPUs)
       )
   )
 

@@ -62,7 +62,7 @@ class Evaluator:
     self.test_source = sources.load_source(config.data, "test")
     self.train_targets = sources.targets(self.train_source)
     self.test_targets = sources.targets(self.test_source)
-    self.attribute_names = sources.attribute_names(self.test_source)
+    self.attribute_names = self.test_source.attribute_names
     self.tasks = tasks.make_tasks(config.eval.tasks)
     self.style_tasks = (
         style.style_tasks(experiment.image_shape[-1])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import numpy as np
 from etils import epath
 
 from simvae_jax import (
@@ -100,7 +99,7 @@ class Experiment:
     mesh = sharding.make_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
     train_source = sources.load_source(config.data, "train")
-    image_shape = tuple(np.shape(train_source[0]["image"]))
+    image_shape = train_source.image_shape
     augment.check_image_shape(config.augment, image_shape)
     method = methods.make_method(config, image_shape)
     total_steps = (

@@ -56,7 +56,7 @@ def _process_fingerprint(pid: int) -> tuple[str, str] | None:
   return fields[0], fields[19]
 
 
-def _process_exists(pid: int, start: str | None) -> bool:
+def process_running(pid: int, start: str | None) -> bool:
   """Whether process ``pid`` of this host still runs, and is the one that
   started at ``start`` (a pid can be reused)."""
   if pid <= 0:  # not a process: 0 and -1 would address groups of them
@@ -134,7 +134,7 @@ class WorkdirLock:
 
   def _alive(self, record: dict, now: float) -> bool:
     if record.get("host") == socket.gethostname():
-      return _process_exists(record["pid"], record.get("process_start"))
+      return process_running(record["pid"], record.get("process_start"))
     return now - record.get("heartbeat", 0.0) < self.stale_after_s
 
   def live_owner(self) -> dict | None:

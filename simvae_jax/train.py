@@ -128,9 +128,6 @@ def compile_before_training(
           np.uint8,
           sharding=stacked,
       ),
-      "label": jax.ShapeDtypeStruct(
-          (per_dispatch, config.batch_size), np.int32, sharding=stacked
-      ),
   }
   started = time.time()
   compiled = steps_fn.lower(state, batches, np.bool_(True)).compile()
@@ -141,7 +138,7 @@ def compile_before_training(
   return steps_fn, compiled
 
 
-class _Dispatcher:
+class Dispatcher:
   """Runs dispatches of K steps: the ahead-of-time program for full ones,
   the jitted function (compiled on first use) for a shorter one (the run's
   last steps, or realigning a resumed run to multiples of K)."""
@@ -151,8 +148,9 @@ class _Dispatcher:
     self.per_dispatch = per_dispatch
 
   def __call__(self, state, batches, diagnose: bool):
-    count = batches["label"].shape[0]
-    fn = self.compiled if count == self.per_dispatch else self.steps_fn
+    count = batches["image"].shape[0]
+    full = count == self.per_dispatch and self.compiled is not None
+    fn = self.compiled if full else self.steps_fn
     return fn(state, batches, np.bool_(diagnose))
 
 
@@ -258,7 +256,7 @@ def train(
     writer.drop_after(start)
     if evaluator is not None:
       evaluator.resume(start)
-    dispatcher = _Dispatcher(
+    dispatcher = Dispatcher(
         *compile_before_training(experiment, state, start < total),
         config.steps_per_dispatch,
     )
@@ -273,7 +271,7 @@ def train(
     )
     try:
       with bar, preemption:
-        state = _run_steps(
+        state = run_steps(
             experiment,
             state,
             iterator,
@@ -305,7 +303,7 @@ def dispatch_ends(start: int, total: int, per_dispatch: int):
     yield step
 
 
-def _run_steps(
+def run_steps(
     experiment,
     state,
     iterator,

@@ -57,7 +57,7 @@ def train_step(
 
   Args:
     state: the replicated train state.
-    batch: {"image": uint8 [B, H, W, C], "label": int32 [B]} sharded over B.
+    batch: {"image": uint8 [B, H, W, C]} sharded over B.
     diagnose: bool scalar: compute the global norms (and the gradient's
       finiteness) at this step. Steps that are neither logged nor saved skip
       them; their ``finite`` reflects the loss only, and a non-finite gradient
@@ -114,8 +114,8 @@ def train_steps(state: TrainState, batches: dict, diagnose_last, **step):
 
   Args:
     state: the replicated train state.
-    batches: {"image": uint8 [K, B, H, W, C], "label": int32 [K, B]}, the K
-      global batches in order, sharded over B.
+    batches: {"image": uint8 [K, B, H, W, C]}, the K global batches in
+      order, sharded over B.
     diagnose_last: bool scalar: diagnose the last of the K steps (the one
       that may be logged or checkpointed).
     **step: ``train_step``'s keyword arguments.
@@ -123,7 +123,7 @@ def train_steps(state: TrainState, batches: dict, diagnose_last, **step):
   Returns:
     (state after the K steps, metrics stacked over steps: each [K]).
   """
-  count = batches["label"].shape[0]
+  count = batches["image"].shape[0]
   diagnose = (jnp.arange(count) == count - 1) & diagnose_last
 
   def body(state, inputs):
@@ -164,10 +164,12 @@ def compile_train_steps(
 
 
 def stack_batches(local_batches: list[dict], mesh: jax.sharding.Mesh) -> dict:
-  """This process's K consecutive local batches {name: [b, ...]} as the
-  global {name: [K, B, ...]} that ``train_steps`` takes."""
-  stacked = {
-      name: np.stack([batch[name] for batch in local_batches])
-      for name in local_batches[0]
-  }
-  return sharding.to_global_steps(stacked, mesh)
+  """This process's K consecutive local batches ``{"image": uint8 [b, H, W,
+  C], ...}`` as the global ``{"image": uint8 [K, B, H, W, C]}`` that
+  ``train_steps`` takes. Only the images go to the devices (the step uses
+  nothing else; each transfer costs as much as the images' own)."""
+  if len(local_batches) == 1:  # a view, no copy
+    images = local_batches[0]["image"][None]
+  else:
+    images = np.stack([batch["image"] for batch in local_batches])
+  return sharding.to_global_steps({"image": images}, mesh)

@@ -31,6 +31,9 @@ RESUMABLE_CHANGES = (
     "lock_stale_minutes",
     "skip_nonfinite",
     "tensorboard",
+    "data.cache_memory_gib",
+    "data.cache_dir",
+    "data.decode_workers",
     "eval.",
     "fid.",
 )

@@ -1,5 +1,6 @@
 """The benchmark measures the real compiled step and reports consistent numbers."""
 
+import functools
 import importlib.util
 import json
 import subprocess
@@ -10,7 +11,9 @@ import pytest
 from conftest import REPO, tiny_digits_config
 
 
+@functools.cache
 def load_benchmark():
+  """The script as a module, loaded once (it defines absl flags)."""
   spec = importlib.util.spec_from_file_location(
       "benchmark", REPO / "experiments" / "benchmark.py"
   )
@@ -72,3 +75,25 @@ def test_benchmark_compares_device_counts():
   assert [line["devices"] for line in lines] == [1, 2]
   assert all(line["views_per_s"] > 0 for line in lines)
   assert "relative to the first" in completed.stdout
+
+
+def test_input_benchmark_delivers_batches_to_the_devices():
+  benchmark = load_benchmark()
+  config = tiny_digits_config(batch_size=16, steps_per_dispatch=2)
+  result = benchmark.input_benchmark(config, seconds=0.2)
+  assert result["examples"] == 1437 and result["image_shape"] == [8, 8, 1]
+  assert result["batches"] > 0 and result["batches"] % 2 == 0
+  assert result["images_per_s"] > 0 and result["load_s"] >= 0
+
+
+def test_loop_benchmark_runs_the_training_loop_around_an_idle_step():
+  """The idle step keeps the state but for its step count: the loop ran the
+  number of steps it reports, K per dispatch."""
+  benchmark = load_benchmark()
+  config = tiny_digits_config(batch_size=16, steps_per_dispatch=4, log_every=8)
+  result = benchmark.loop_benchmark(config, seconds=0.2)
+  assert result["steps"] >= 128 and result["steps"] % 4 == 0
+  assert result["images_per_s"] == pytest.approx(
+      16 * result["steps_per_s"], rel=1e-3
+  )
+  assert result["state_leaves"] > 10

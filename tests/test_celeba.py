@@ -61,10 +61,22 @@ def folder(tmp_path_factory):
   return root, values
 
 
+def folder_config(root, **overrides):
+  settings = dict(
+      source="celeba_folder",
+      path=str(root),
+      center_crop=140,
+      image_size=64,
+      cache_dir="",
+      decode_workers=1,
+  )
+  return ml_collections.ConfigDict({**settings, **overrides})
+
+
 def test_folder_source_splits_crops_and_labels(folder):
   root, values = folder
-  train = celeba.CelebAFolderSource(str(root), "train")
-  test = celeba.CelebAFolderSource(str(root), "test")
+  train = celeba.load(folder_config(root), "train")
+  test = celeba.load(folder_config(root), "test")
   assert (len(train), len(test)) == (36, 12)
   record = test[3]
   assert (
@@ -75,7 +87,7 @@ def test_folder_source_splits_crops_and_labels(folder):
   targets = sources.targets(test)
   np.testing.assert_array_equal(targets["attributes"], values[36:] > 0)
   np.testing.assert_array_equal(targets["label"], values[36:, male] > 0)
-  assert sources.attribute_names(test) == tuple(NAMES)
+  assert test.attribute_names == tuple(NAMES)
 
 
 def test_center_crop_and_resize():
@@ -91,9 +103,63 @@ def test_center_crop_and_resize():
 
 def test_missing_folder_files_are_clear_errors(tmp_path):
   with pytest.raises(ValueError, match="not a folder"):
-    celeba.CelebAFolderSource(str(tmp_path / "nope"), "train")
+    celeba.load(folder_config(tmp_path / "nope"), "train")
   with pytest.raises(ValueError, match="list_attr_celeba.txt"):
-    celeba.CelebAFolderSource(str(tmp_path), "train")
+    celeba.load(folder_config(tmp_path), "train")
+
+
+def test_the_folder_is_decoded_once_into_a_cache_with_its_provenance(
+    tmp_path, capsys
+):
+  """Two worker processes decode the folder into a memory-mapped cache equal
+  to decoding each image directly; later loads read the cache (the JPEGs can
+  be gone); a changed resolution gets its own cache; a cache whose recorded
+  provenance differs, or a build that never finished, is not trusted."""
+  root = tmp_path / "celeba"
+  root.mkdir()
+  write_folder(root, num_train=600, num_test=4)
+  config = folder_config(root, decode_workers=2)
+  built = celeba.load(config, "train")
+  assert isinstance(built.images, np.memmap) and len(built) == 600
+  for index in (0, 257, 599):
+    name = built_filenames(root)[index]
+    np.testing.assert_array_equal(
+        built.images[index], celeba._decode(str(root), name, 140, 64)
+    )
+  cache = root / "simvae_cache" / "celeba_train_crop140_size64"
+  record = json.loads(cache.with_suffix(".json").read_text())
+  assert record["split"] == "train" and record["image_size"] == 64
+  assert "Building" in capsys.readouterr().out
+
+  images = root / "img_align_celeba"
+  images.rename(root / "moved")  # the cache alone serves the split now
+  again = celeba.load(config, "train")
+  np.testing.assert_array_equal(again.images, built.images)
+  assert "Building" not in capsys.readouterr().out
+  with pytest.raises(FileNotFoundError):  # another resolution: a new cache
+    celeba.load(folder_config(root, image_size=32), "train")
+  (root / "moved").rename(images)
+
+  record["center_crop"] = 120  # as if written by another setting
+  cache.with_suffix(".json").write_text(json.dumps(record))
+  celeba.load(config, "train")
+  assert "its center_crop changed" in capsys.readouterr().out
+
+  cache.with_suffix(".json").unlink()  # killed after the rename, before it
+  leftover = root / "simvae_cache" / f"{cache.name}.npy.tmp-999999999"
+  leftover.write_bytes(b"half an array")  # from a killed build
+  celeba.load(config, "train")
+  assert "no complete cache yet" in capsys.readouterr().out
+  assert not leftover.exists()
+  assert json.loads(cache.with_suffix(".json").read_text()) == {
+      **record,
+      "center_crop": 140,
+  }
+
+
+def built_filenames(root):
+  filenames, _, _, partitions = celeba.read_annotations(str(root))
+  return filenames[partitions == celeba.SPLIT_PARTITIONS["train"]]
 
 
 def test_pinned_attributes_follow_the_documented_rule():
@@ -161,8 +227,8 @@ def test_tasks_score_probes_knn_and_majority(folder):
     tasks.make_tasks(["celeba_hairs"])
 
 
-class CountingSource:
-  """A source that records how many images each read asks for."""
+class CountingSource(sources.Source):
+  """A source that records which images each batch read asks for."""
 
   def __init__(self, images):
     self.images, self.reads = images, []
@@ -170,9 +236,12 @@ class CountingSource:
   def __len__(self):
     return len(self.images)
 
-  def __getitem__(self, index):
-    self.reads.append(index)
-    return {"image": self.images[index], "label": 0}
+  def read(self, indices):
+    self.reads.append(list(indices))
+    return {"image": self.images[indices], "label": np.zeros(len(indices))}
+
+  def targets(self):
+    return {"label": np.zeros(len(self.images), np.int32)}
 
 
 def test_representations_stream_a_source_batch_by_batch():
@@ -191,7 +260,10 @@ def test_representations_stream_a_source_batch_by_batch():
       method, params, state, images, False, batch_size=16
   )
   np.testing.assert_allclose(streamed, in_memory, rtol=1e-6)
-  assert sorted(source.reads) == list(range(50))  # each image read once
+  # Each image read once, a batch per read.
+  assert source.reads == [
+      list(range(s, min(s + 16, 50))) for s in range(0, 50, 16)
+  ]
 
 
 def test_tfds_celeb_a_is_cropped_resized_and_has_attributes():
@@ -209,7 +281,7 @@ def test_tfds_celeb_a_is_cropped_resized_and_has_attributes():
   with tfds.testing.mock_data(num_examples=6):
     source = sources.load_source(config, "test")
     assert source[0]["image"].shape == (64, 64, 3)
-    names = sources.attribute_names(source)
+    names = source.attribute_names
     assert len(names) == 40 and "Male" in names and "Blond_Hair" in names
     targets = sources.targets(source)
   assert targets["attributes"].shape == (6, 40)

@@ -1,10 +1,13 @@
 """Host pipeline: sources, deterministic shuffling, epochs, slicing, position."""
 
+import json
+
+import grain
 import ml_collections
 import numpy as np
 import pytest
 
-from simvae_jax.data import pipeline, sources
+from simvae_jax.data import order, pipeline, sources
 
 from conftest import shared_dataset
 
@@ -19,6 +22,51 @@ def make_source(num=50, shape=(4, 4, 1)):
 def labels_of(dataset, count):
   iterator = pipeline.make_train_iterator(dataset)
   return [next(iterator)["label"] for _ in range(count)]
+
+
+def grain_record_pipeline(source, global_batch, seed, index, count):
+  """The pipeline as it was: grain reading, shuffling and batching records
+  one by one (the reference for the order of the batch-level reads)."""
+  batch = global_batch // count
+  batches = (
+      grain.MapDataset.source(source)
+      .shuffle(seed=seed)
+      .batch(batch, drop_remainder=True)
+  )
+  mine = batches[: len(source) // global_batch * count]
+  return iter(mine[index::count].repeat(None).to_iter_dataset())
+
+
+@pytest.mark.parametrize("num", [50, 61, 300])
+def test_epoch_permutations_are_grains_shuffle(num):
+  for seed, epoch in [(0, 0), (3, 2), (2**32 - 1, 1)]:
+    expected = [
+        grain.experimental.index_shuffle(
+            i, max_index=num - 1, seed=(seed + epoch) % 2**32, rounds=4
+        )
+        for i in range(num)
+    ]
+    np.testing.assert_array_equal(
+        order.epoch_permutation(num, seed, epoch), expected
+    )
+
+
+@pytest.mark.parametrize("process_count", [1, 2])
+def test_batch_reads_keep_the_order_of_record_reads(process_count):
+  """Batches read with one gather each are the batches grain built record by
+  record, over several epochs and for each process's slice."""
+  source = make_source(num=61)
+  for index in range(process_count):
+    ours = pipeline.make_train_iterator(
+        pipeline.make_train_dataset(
+            source, 8, seed=5, process_index=index, process_count=process_count
+        )
+    )
+    reference = grain_record_pipeline(source, 8, 5, index, process_count)
+    for _ in range(3 * (61 // 8)):
+      got, want = next(ours), next(reference)
+      np.testing.assert_array_equal(got["image"], want["image"])
+      np.testing.assert_array_equal(got["label"], want["label"])
 
 
 def test_batches_are_uint8_images_and_labels():
@@ -347,6 +395,40 @@ def test_tfds_source_reads_through_data_source():
         )
     )
     assert batch["image"].shape == (4, 28, 28, 1)
+
+
+def test_tfds_is_decoded_once_in_memory_or_into_a_memory_mapped_cache(
+    tmp_path, capsys
+):
+  """Under tfds's mock data: the in-memory decode equals the records; past
+  ``cache_memory_gib`` the split goes to a memory-mapped cache with its
+  labels, which a second load reuses without decoding."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  settings = dict(
+      source="tfds", name="mnist", data_dir="", download=False, cache_dir=""
+  )
+  with tfds.testing.mock_data(num_examples=30):
+    records = tfds.data_source("mnist", split="train", download=False)
+    expected = np.stack([np.asarray(records[i]["image"]) for i in range(30)])
+    labels = [int(records[i]["label"]) for i in range(30)]
+    in_memory = sources.load_source(
+        ml_collections.ConfigDict(settings), "train"
+    )
+    mapped_config = ml_collections.ConfigDict(
+        {**settings, "cache_memory_gib": 1e-6, "cache_dir": str(tmp_path)}
+    )
+    mapped = sources.load_source(mapped_config, "train")
+    assert "Building" in capsys.readouterr().out
+    again = sources.load_source(mapped_config, "train")
+    assert "Building" not in capsys.readouterr().out
+  assert isinstance(in_memory.images, np.ndarray)
+  assert not isinstance(in_memory.images, np.memmap)
+  assert isinstance(again.images, np.memmap)
+  for source in (in_memory, mapped, again):
+    np.testing.assert_array_equal(source.images, expected)
+    np.testing.assert_array_equal(source.labels, labels)
+  record = json.loads((tmp_path / "mnist_train_crop0_size0.json").read_text())
+  assert record["source"] == "tfds" and record["split"] == "train"
 
 
 def test_tfds_rejects_unknown_dataset():
