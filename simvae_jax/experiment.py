@@ -94,21 +94,35 @@ class Experiment:
   total_steps: int  # training steps of the run (0 for the random encoder)
 
   @classmethod
-  def from_config(cls, config) -> "Experiment":
+  def from_config(
+      cls,
+      config,
+      devices=None,
+      image_shape: tuple[int, ...] | None = None,
+  ) -> "Experiment":
+    """The run of ``config`` over ``devices`` (default: all devices of all
+    processes). With ``image_shape`` (H, W, C) no data is loaded
+    (``train_source`` is None, e.g. to compile for compile-only TPU devices):
+    the schedule then counts ``num_steps``, or one step per epoch."""
     validate_config(config)
-    mesh = sharding.make_mesh()
+    mesh = sharding.make_mesh(devices)
     sharding.check_batch_size(config.batch_size, mesh)
-    train_source = sources.load_source(config.data, "train")
-    image_shape = train_source.image_shape
+    if image_shape is None:
+      train_source = sources.load_source(config.data, "train")
+      image_shape = train_source.image_shape
+      num_examples = len(train_source)
+    else:
+      train_source, num_examples = None, config.batch_size
+    image_shape = tuple(image_shape)
     augment.check_image_shape(config.augment, image_shape)
     method = methods.make_method(config, image_shape)
     total_steps = (
-        num_train_steps(config, len(train_source)) if method.trainable else 0
+        num_train_steps(config, num_examples) if method.trainable else 0
     )
     optimizer, schedule = optimizers.make_optimizer(
         config.optimizer,
         total_steps,
-        pipeline.steps_per_epoch(len(train_source), config.batch_size),
+        pipeline.steps_per_epoch(num_examples, config.batch_size),
     )
     return cls(
         config,

@@ -1,29 +1,18 @@
-"""The benchmark measures the real compiled step and reports consistent numbers."""
+"""The benchmarks measure the real compiled step, input pipeline and loop, and
+report consistent numbers."""
 
-import functools
-import importlib.util
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from conftest import REPO, tiny_digits_config
-
-
-@functools.cache
-def load_benchmark():
-  """The script as a module, loaded once (it defines absl flags)."""
-  spec = importlib.util.spec_from_file_location(
-      "benchmark", REPO / "experiments" / "benchmark.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from simvae_jax import benchmarking as benchmark
 
 
 def test_benchmark_reports_measured_numbers():
-  benchmark = load_benchmark()
   config = tiny_digits_config(batch_size=16, num_views=5)
   result = benchmark.benchmark(
       config, repeats=3, steps_per_repeat=2, warmup_steps=1
@@ -78,7 +67,6 @@ def test_benchmark_compares_device_counts():
 
 
 def test_input_benchmark_delivers_batches_to_the_devices():
-  benchmark = load_benchmark()
   config = tiny_digits_config(batch_size=16, steps_per_dispatch=2)
   result = benchmark.input_benchmark(config, seconds=0.2)
   assert result["examples"] == 1437 and result["image_shape"] == [8, 8, 1]
@@ -89,7 +77,6 @@ def test_input_benchmark_delivers_batches_to_the_devices():
 def test_loop_benchmark_runs_the_training_loop_around_an_idle_step():
   """The idle step keeps the state but for its step count: the loop ran the
   number of steps it reports, K per dispatch."""
-  benchmark = load_benchmark()
   config = tiny_digits_config(batch_size=16, steps_per_dispatch=4, log_every=8)
   result = benchmark.loop_benchmark(config, seconds=0.2)
   assert result["steps"] >= 128 and result["steps"] % 4 == 0
@@ -97,3 +84,44 @@ def test_loop_benchmark_runs_the_training_loop_around_an_idle_step():
       16 * result["steps_per_s"], rel=1e-3
   )
   assert result["state_leaves"] > 10
+
+
+def test_the_accelerator_check_runs_every_part_with_small_settings(tmp_path):
+  """The prepared device check on CPU: devices and yardsticks, the step at
+  J = 2 and 10 in both dtypes, the host ceiling at 1 and 8 steps per
+  dispatch, and three short evaluated runs, in its JSON and Markdown."""
+  completed = subprocess.run(
+      [
+          "bash",
+          "experiments/accelerator_check.sh",
+          "--small",
+          "--budget_minutes=0.2",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+      env={
+          **os.environ,
+          "OUT": str(tmp_path),
+          "RUNS_DIR": str(tmp_path / "runs"),
+      },
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  summary = json.loads((tmp_path / "accelerator_check.json").read_text())
+  assert summary["backend"] == "cpu" and summary["data"] == "synthetic"
+  assert [(r["num_views"], r["dtype"]) for r in summary["steps"]] == [
+      (2, "float32"),
+      (2, "bfloat16"),
+      (10, "float32"),
+      (10, "bfloat16"),
+  ]
+  assert all(
+      r["step_ms"] > 0 and r["gflop_per_s"] > 0 for r in summary["steps"]
+  )
+  assert [r["steps_per_dispatch"] for r in summary["host_ceiling"]] == [1, 8]
+  assert [r["method"] for r in summary["runs"]] == ["simvae", "vae", "simclr"]
+  for run in summary["runs"]:
+    assert run["epochs"] >= 1 and 0 <= run["mlp_probe_acc"] <= 1
+  report = (tmp_path / "accelerator_check.md").read_text()
+  assert "## Short runs" in report and "| simclr | 2 |" in report

@@ -52,6 +52,12 @@ def _compiled(fn, method, binarize: bool, mesh: jax.sharding.Mesh):
   )
 
 
+def compiled_represent(method, binarize: bool, mesh: jax.sharding.Mesh):
+  """The jitted ``(params, model_state, uint8 images [N, H, W, C]) ->
+  representations [N, D]`` over ``mesh`` that evaluation uses."""
+  return _compiled(_represent, method, binarize, mesh)
+
+
 def map_images(
     fn,
     method,

@@ -1,0 +1,99 @@
+"""TPU slices sized from this machine: the real step compiled for
+compile-only TPU devices (libtpu, no TPU), checked against the CPU's own cost
+analysis of the same global step."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from conftest import REPO
+
+pytest.importorskip("libtpu", reason='needs pip install -e ".[tpu]"')
+
+from simvae_jax import aot  # pylint: disable=wrong-import-position
+from simvae_jax.base_config import (  # pylint: disable=wrong-import-position
+    get_digits_config,
+)
+from simvae_jax.experiment import (  # pylint: disable=wrong-import-position
+    Experiment,
+)
+
+DIGITS = (8, 8, 1)
+
+
+@pytest.fixture(scope="module")
+def cpu_flops():
+  """XLA's FLOP count of the digits step on one CPU device (global batch)."""
+  experiment = Experiment.from_config(
+      get_digits_config(), jax.devices("cpu")[:1], DIGITS
+  )
+  return aot._cost(aot.compile_step(experiment, "cpu"))["flops_per_chip"]
+
+
+def aot_command(*arguments):
+  return [
+      sys.executable,
+      "-m",
+      "simvae_jax.aot",
+      "--config=configs/digits.py",
+      *arguments,
+  ]
+
+
+def test_the_cli_sizes_the_digits_step_for_a_v5e_slice(cpu_flops):
+  completed = subprocess.run(
+      aot_command("--topology=v5e:2x2"),
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  result = json.loads(completed.stdout.strip().splitlines()[-1])
+  assert result["topology"] == "v5e:2x2" and result["chips"] == 4
+  assert result["global_batch"] == 64
+  assert result["chip_memory_bytes"] == 16 * 2**30
+  assert result["argument_bytes_per_chip"] > 0
+  assert result["peak_bytes_per_chip"] >= result["argument_bytes_per_chip"]
+  assert result["hbm_bytes_per_chip"] > 0
+  # The batch is split over 4 chips: one all-reduce of the gradients at least.
+  assert result["collectives"].get("all-reduce", 0) >= 1
+  assert result["eval_peak_bytes_per_chip"] > 0
+  # Each chip does a quarter of the global step (the replicated optimiser
+  # update is the few percent above it).
+  total = result["flops_per_chip"] * result["chips"]
+  assert total == pytest.approx(cpu_flops, rel=0.05)
+
+
+def test_a_v4_slice_counts_its_megacore_chips(cpu_flops):
+  result = aot.size(get_digits_config(), aot.tpu_devices("v4:2x2x1"), DIGITS)
+  assert result["chips"] == 4
+  total = result["flops_per_chip"] * result["chips"]
+  assert total == pytest.approx(cpu_flops, rel=0.05)
+
+
+def test_a_step_larger_than_the_chip_exits_1_naming_the_shortfall():
+  completed = subprocess.run(
+      aot_command("--topology=v5e:2x2", "--config.batch_size=40000000"),
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 1
+  last = completed.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: the step does not fit on v5e:2x2")
+  assert "exceeds available HBM" in last and "batch_size" in last
+
+
+def test_missing_libtpu_and_unknown_generations_are_one_line_errors(
+    monkeypatch,
+):
+  with pytest.raises(aot.SizingError, match="v4"):
+    aot.tpu_devices("v9:2x2")
+  monkeypatch.setattr(aot.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(aot.SizingError, match=r'pip install -e "\.\[tpu\]"'):
+    aot.tpu_devices("v5e:2x2")
