@@ -19,6 +19,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   )
   atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+# The suite runs on CPU (tests/test_aot.py compiles for TPU topologies without
+# a TPU backend). With libtpu installed (the tpu extra), JAX would otherwise
+# probe for TPU chips in every process and log errors to stderr, where tests
+# read the one-line errors of runs they start.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
