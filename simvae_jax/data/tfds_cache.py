@@ -101,7 +101,7 @@ def load(data_config, split: str) -> ArraySource:
             bool(record["attributes"][a]) for a in attribute_names
         ]
 
-  if np.prod(shape) <= data_config.get("cache_memory_gib", 4.0) * 2**30:
+  if np.prod(shape) <= data_config.get("cache_memory_gib", 1.0) * 2**30:
     images = cache.in_memory(shape, fill)
   else:
     provenance = {
