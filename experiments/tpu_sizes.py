@@ -9,7 +9,8 @@ the config's global batch, and the largest per-chip batch (a power of two)
 that fits a chip. A data-parallel step's per-chip program depends on the
 per-chip batch, not on the slice's size, so the largest batch is searched
 once per TPU generation and shared by its slices. Writes
-``experiments/results/tpu_sizes.md`` (rows are added as they finish).
+``experiments/results/tpu_sizes.md`` (rows are added as they finish; rows of
+configs not computed in this run are kept).
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ HEADER = [
 
 def main(argv):
   del argv
-  lines, largest = list(HEADER), {}
   out = pathlib.Path(_OUT.value)
+  kept = out.read_text().splitlines()[len(HEADER) :] if out.exists() else []
+  lines = HEADER + [row for row in kept if row.split()[1] not in _CONFIGS.value]
+  largest = {}
   started = time.time()
   for name in _CONFIGS.value:
     config = CONFIGS[name]()
