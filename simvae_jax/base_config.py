@@ -122,7 +122,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # result as K single steps). Logs, checkpoints, evaluations and stops on a
   # signal happen between dispatches, so log_every, checkpoint_every and
   # eval.every_steps must be multiples of it. Raise it (e.g. 8) when the
-  # device outruns the host's dispatch (small models on an accelerator).
+  # device outruns the host's dispatch (small models on an accelerator); keep
+  # 1 on CPU, where XLA runs the conv networks several times slower inside
+  # the loop that K > 1 compiles to.
   config.steps_per_dispatch = 1
   # A non-finite loss or gradient stops the run (naming the step and terms);
   # True skips such updates instead and counts them in metrics.jsonl.
