@@ -1,4 +1,5 @@
-"""GMM clustering of representations (scikit-learn, full covariance).
+"""GMM clustering of representations (full covariance, EM on the device:
+``evaluation/gmm.py``).
 
 The mixture and the cluster-to-class matching (Hungarian, on the confusion
 matrix of the train split) are fitted on train; accuracy, NMI and ARI are
@@ -10,16 +11,20 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics
-from sklearn.mixture import GaussianMixture
 
+from simvae_jax.evaluation import gmm
 from simvae_jax.evaluation.common import count_classes
 
 
 def hungarian_mapping(
-    labels: np.ndarray, clusters: np.ndarray, num_classes: int
+    labels: np.ndarray,
+    clusters: np.ndarray,
+    num_classes: int,
+    num_clusters: int | None = None,
 ) -> np.ndarray:
-  """Cluster -> class map [num_clusters] maximising matched counts."""
-  num_clusters = int(clusters.max()) + 1
+  """Cluster -> class map [num_clusters] maximising matched counts
+  (``num_clusters`` defaults to the largest cluster index + 1)."""
+  num_clusters = num_clusters or int(clusters.max()) + 1
   counts = np.zeros((num_clusters, num_classes), np.int64)
   np.add.at(counts, (clusters, labels), 1)
   rows, cols = linear_sum_assignment(-counts)
@@ -35,19 +40,24 @@ def gmm_evaluate(
     test_y,
     seed: int = 0,
     num_components: int | None = None,
+    num_inits: int = 3,
 ) -> dict:
-  """{"gmm_acc", "gmm_nmi", "gmm_ari"} on test; components default to #classes."""
+  """{"gmm_acc", "gmm_nmi", "gmm_ari"} on test; components default to
+  #classes; the best of ``num_inits`` k-means initialisations."""
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
   num_classes = count_classes(train_y, test_y)
-  mixture = GaussianMixture(
-      num_components or num_classes,
-      covariance_type="full",
-      random_state=seed,
+  num_components = num_components or num_classes
+  mixture = gmm.fit(
+      train_repr,
+      num_components,
+      seed=seed,
+      num_inits=num_inits,
       reg_covar=1e-5,
   )
-  mixture.fit(np.asarray(train_repr, np.float64))
-  mapping = hungarian_mapping(train_y, mixture.predict(train_repr), num_classes)
-  test_clusters = mixture.predict(np.asarray(test_repr, np.float64))
+  mapping = hungarian_mapping(
+      train_y, mixture.predict(train_repr), num_classes, num_components
+  )
+  test_clusters = mixture.predict(test_repr)
   return {
       "gmm_acc": float(np.mean(mapping[test_clusters] == test_y)),
       "gmm_nmi": float(
