@@ -35,6 +35,27 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 
+def run_on_eight_devices(script: str, timeout: int = 600) -> str:
+  """Runs a Python ``script`` in a process with 8 simulated CPU devices
+  (``conftest`` and the test modules importable); returns its stdout, or
+  fails the test with its stderr."""
+  env = dict(
+      os.environ,
+      XLA_FLAGS="--xla_force_host_platform_device_count=8",
+      PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]),
+      JAX_PLATFORMS="cpu",
+  )
+  completed = subprocess.run(
+      [sys.executable, "-c", script],
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  return completed.stdout
+
+
 def shared_dataset(name: str) -> str:
   """Path of ../shared/datasets/<name>, or skip the test when it is absent."""
   path = SHARED_DATASETS / name

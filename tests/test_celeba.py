@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from simvae_jax.data import celeba, sources
-from simvae_jax.evaluation import representations, tasks
+from simvae_jax.evaluation import representations, suite, tasks
 
 from conftest import REPO, shared_dataset, tiny_digits_config
 
@@ -199,16 +199,17 @@ def test_tasks_score_probes_knn_and_majority(folder):
   targets = {"label": attributes[:, 0], "attributes": attributes}
   config = tiny_digits_config().eval
   config.probe_epochs, config.probe_learning_rate = 30, 1e-2
-  results = tasks.evaluate_tasks(
+  selected = tasks.select(
       tasks.make_tasks(["celeba_hair", "celeba_attributes"]),
       representation[:200],
       {k: v[:200] for k, v in targets.items()},
       representation[200:],
       {k: v[200:] for k, v in targets.items()},
       NAMES,
-      config,
-      seed=0,
   )
+  content = (representation[:200], targets["label"][:200])
+  content += (representation[200:], targets["label"][200:])
+  _, results = suite.evaluate(content, selected, config, seed=0)
   assert set(results) == {
       "hair_colour",
       "attributes_mean",

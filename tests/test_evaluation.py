@@ -80,8 +80,40 @@ def test_epoch_is_chosen_on_validation(separable):
   assert fast["epoch"] < 10 and fast["val_acc"] == 1.0
 
 
-def test_gmm_recovers_clusters(separable):
-  result = clustering.gmm_evaluate(*separable, seed=0)
+def test_probes_trained_together_equal_each_trained_alone(separable):
+  """All probes of an evaluation train in one program (stacked, padded to the
+  largest split and class count): each result equals training it alone."""
+  rng = np.random.default_rng(0)
+  xor_x = rng.uniform(-1, 1, (900, 2)).astype(np.float32)
+  xor_y = ((xor_x[:, 0] > 0) ^ (xor_x[:, 1] > 0)).astype(np.int32)
+  noisy_x = rng.normal(size=(500, 6)).astype(np.float32)
+  noisy_y = (noisy_x[:, 0] + rng.normal(size=500) > 0).astype(np.int32)
+  train_x, train_y, test_x, test_y = separable
+  problems = [
+      probes.Problem(*separable, hidden=6),  # 3 classes, 450 examples
+      probes.Problem(*separable, hidden=0),
+      probes.Problem(
+          noisy_x[:400], noisy_y[:400], noisy_x[400:], noisy_y[400:], 6
+      ),
+      probes.Problem(
+          train_x[:40], train_y[:40], test_x, test_y, hidden=6
+      ),  # fewer examples than a batch: a batch of 36
+      probes.Problem(xor_x[:600], xor_y[:600], xor_x[600:], xor_y[600:], 16),
+  ]
+  settings = dict(max_epochs=12, patience=4, learning_rate=3e-3, seed=3)
+  together = probes.train_probes(problems, **settings)
+  for problem, result in zip(problems, together):
+    alone = probes.train_probes([problem], **settings)[0]
+    assert result["epoch"] == alone["epoch"]
+    assert result["val_acc"] == pytest.approx(alone["val_acc"], abs=1e-6)
+    assert result["acc"] == pytest.approx(alone["acc"], abs=1e-6)
+  # The noisy task stops early on its own curve, not with the others.
+  assert len({r["epoch"] for r in together}) > 1
+
+
+@pytest.mark.parametrize("backend", ["device", "sklearn"])
+def test_gmm_recovers_clusters(separable, backend):
+  result = clustering.gmm_evaluate(*separable, seed=0, backend=backend)
   assert result["gmm_acc"] >= 0.99
   assert result["gmm_nmi"] >= 0.95 and result["gmm_ari"] >= 0.95
 
@@ -126,7 +158,8 @@ def test_suite_reports_every_metric(separable):
   eval_config = get_base_config().eval
   eval_config.probe_epochs = 5
   eval_config.probe_learning_rate = 1e-2
-  result = suite.evaluate_task(*separable, eval_config, seed=0)
+  result, further = suite.evaluate(separable, {}, eval_config, seed=0)
+  assert further == {}
   for key in (
       "mlp_probe_acc",
       "mlp_probe_epoch",

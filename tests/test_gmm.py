@@ -1,9 +1,5 @@
 """The device GMM (evaluation/gmm.py) against scikit-learn's GaussianMixture."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from sklearn import metrics
@@ -11,7 +7,7 @@ from sklearn.mixture import GaussianMixture
 
 from simvae_jax.evaluation import gmm
 
-from conftest import REPO
+from conftest import run_on_eight_devices
 
 
 def anisotropic_clusters(num_points=3000, num_clusters=4, dim=6, seed=0):
@@ -89,7 +85,8 @@ order_one, order_eight = np.argsort(one.weights), np.argsort(eight.weights)
 np.testing.assert_allclose(
     one.means[order_one], eight.means[order_eight], rtol=1e-3, atol=1e-4
 )
-assert abs(one.log_likelihood - eight.log_likelihood) < 1e-4
+# Both stop within tol (1e-3) of their optimum, not at the same iteration.
+assert abs(one.log_likelihood - eight.log_likelihood) < 2e-3
 agree = adjusted_rand_score(
     one.predict(x), eight.predict(x, sharding.make_mesh(jax.devices()))
 )
@@ -99,17 +96,4 @@ print("ok")
 
 
 def test_points_split_over_eight_devices_fit_the_same_mixture():
-  env = dict(
-      os.environ,
-      XLA_FLAGS="--xla_force_host_platform_device_count=8",
-      PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]),
-  )
-  result = subprocess.run(
-      [sys.executable, "-c", SHARDED],
-      env=env,
-      capture_output=True,
-      text=True,
-      timeout=300,
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.strip() == "ok"
+  assert run_on_eight_devices(SHARDED).strip() == "ok"

@@ -1,14 +1,10 @@
 """The sharded step gives the same losses and parameters on 1 and 8 devices."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-TESTS = pathlib.Path(__file__).resolve().parent
+from conftest import run_on_eight_devices
 
 _SCRIPT = r"""
 import json
@@ -104,23 +100,8 @@ print("RESULT" + json.dumps(dict(losses_1=losses_1, losses_8=losses_8,
 
 @pytest.fixture(scope="module")
 def result():
-  env = dict(
-      os.environ,
-      XLA_FLAGS="--xla_force_host_platform_device_count=8",
-      PYTHONPATH=str(TESTS),
-      JAX_PLATFORMS="cpu",
-  )
-  completed = subprocess.run(
-      [sys.executable, "-c", _SCRIPT],
-      env=env,
-      capture_output=True,
-      text=True,
-      timeout=600,
-  )
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  line = [l for l in completed.stdout.splitlines() if l.startswith("RESULT")][
-      -1
-  ]
+  stdout = run_on_eight_devices(_SCRIPT)
+  line = [l for l in stdout.splitlines() if l.startswith("RESULT")][-1]
   return json.loads(line[len("RESULT") :])
 
 

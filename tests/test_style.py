@@ -9,7 +9,7 @@ import pytest
 
 from simvae_jax import train
 from simvae_jax.data import sources
-from simvae_jax.evaluation import style, tasks
+from simvae_jax.evaluation import style, suite
 
 from conftest import tiny_digits_config
 
@@ -126,7 +126,8 @@ def pixel_scores(name, representation=lambda x: x.reshape(len(x), -1)):
     data[split] = representation(transformed.astype(np.float32) / 255), classes
   config = tiny_digits_config().eval
   config.probe_epochs, config.probe_learning_rate = 60, 3e-3
-  return tasks.score(*data["train"], *data["test"], config, seed=0)
+  task_data = (*data["train"], *data["test"])
+  return suite.evaluate(task_data, {name: task_data}, config, seed=0)[1][name]
 
 
 @pytest.mark.parametrize("name", ["hflip", "vflip", "rotation"])

@@ -1,5 +1,5 @@
-"""GMM clustering of representations (full covariance, EM on the device:
-``evaluation/gmm.py``).
+"""GMM clustering of representations (full covariance; EM on the device,
+``evaluation/gmm.py``, or scikit-learn's on a CPU host).
 
 The mixture and the cluster-to-class matching (Hungarian, on the confusion
 matrix of the train split) are fitted on train; accuracy, NMI and ARI are
@@ -8,9 +8,11 @@ measured on test.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics
+from sklearn.mixture import GaussianMixture
 
 from simvae_jax.evaluation import gmm
 from simvae_jax.evaluation.common import count_classes
@@ -33,6 +35,30 @@ def hungarian_mapping(
   return mapping
 
 
+def _device_clusters(train_repr, test_repr, num_components, seed, num_inits):
+  mixture = gmm.fit(
+      train_repr, num_components, seed=seed, num_inits=num_inits, reg_covar=1e-5
+  )
+  return mixture.predict(train_repr), mixture.predict(test_repr)
+
+
+def _sklearn_clusters(train_repr, test_repr, num_components, seed, num_inits):
+  mixture = GaussianMixture(
+      num_components,
+      covariance_type="full",
+      random_state=seed,
+      reg_covar=1e-5,
+      n_init=num_inits,
+  ).fit(np.asarray(train_repr, np.float64))
+  return (
+      mixture.predict(np.asarray(train_repr, np.float64)),
+      mixture.predict(np.asarray(test_repr, np.float64)),
+  )
+
+
+BACKENDS = ("auto", "device", "sklearn")
+
+
 def gmm_evaluate(
     train_repr,
     train_y,
@@ -41,23 +67,30 @@ def gmm_evaluate(
     seed: int = 0,
     num_components: int | None = None,
     num_inits: int = 3,
+    backend: str = "auto",
 ) -> dict:
   """{"gmm_acc", "gmm_nmi", "gmm_ari"} on test; components default to
-  #classes; the best of ``num_inits`` k-means initialisations."""
+  #classes; the best of ``num_inits`` k-means initialisations.
+
+  ``backend``: ``device`` (EM in JAX, ``gmm.py``), ``sklearn`` (scikit-learn's
+  float64 EM on the host) or ``auto``: scikit-learn on a CPU, where it is the
+  faster of the two (CIFAR-10's 50,000 x 64 on 2 cores: 0.22 s per device EM
+  iteration and initialisation, memory-bound), the device elsewhere.
+  """
+  if backend not in BACKENDS:
+    raise ValueError(f"Unknown GMM backend {backend!r}; choose from {BACKENDS}")
+  if backend == "auto":
+    backend = "sklearn" if jax.default_backend() == "cpu" else "device"
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
   num_classes = count_classes(train_y, test_y)
   num_components = num_components or num_classes
-  mixture = gmm.fit(
-      train_repr,
-      num_components,
-      seed=seed,
-      num_inits=num_inits,
-      reg_covar=1e-5,
+  fit = _device_clusters if backend == "device" else _sklearn_clusters
+  train_clusters, test_clusters = fit(
+      train_repr, test_repr, num_components, seed, num_inits
   )
   mapping = hungarian_mapping(
-      train_y, mixture.predict(train_repr), num_classes, num_components
+      train_y, train_clusters, num_classes, num_components
   )
-  test_clusters = mixture.predict(test_repr)
   return {
       "gmm_acc": float(np.mean(mapping[test_clusters] == test_y)),
       "gmm_nmi": float(

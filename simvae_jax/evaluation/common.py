@@ -1,7 +1,10 @@
-"""Helpers every evaluator shares: fixed-size batching and label counting."""
+"""Helpers every evaluator shares: fixed-size batching, label counting and
+timing."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Callable
 
 import jax
@@ -34,3 +37,20 @@ def map_in_batches(
 def count_classes(*labels) -> int:
   """Number of classes of integer label arrays: 1 + their largest label."""
   return int(max(np.max(y) for y in labels)) + 1
+
+
+class Stopwatch:
+  """Seconds per named component, accumulated over uses:
+  ``with stopwatch("knn"): ...``; ``seconds`` maps names to totals."""
+
+  def __init__(self):
+    self.seconds: dict[str, float] = {}
+
+  @contextlib.contextmanager
+  def __call__(self, name: str):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      elapsed = time.perf_counter() - start
+      self.seconds[name] = self.seconds.get(name, 0.0) + elapsed

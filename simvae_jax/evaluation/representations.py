@@ -20,6 +20,7 @@ import numpy as np
 from simvae_jax import sharding
 from simvae_jax.data import augment, sources
 from simvae_jax.evaluation.common import map_in_batches
+from simvae_jax.models import layers
 
 
 def _represent(method, binarize, params, model_state, images):
@@ -66,12 +67,16 @@ def map_images(
     images: np.ndarray,
     binarize: bool,
     mesh: jax.sharding.Mesh | None = None,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
 ) -> np.ndarray:
   """``fn(method, binarize, params, model_state, images)`` over uint8 images
   [N, H, W, C] (an array or a source, streamed) in batches split over
-  ``mesh`` (default: all devices)."""
+  ``mesh`` (default: all devices) of ``batch_size`` (default: 64 per device
+  on CPU, where small batches run fastest: the CIFAR-10 encoder takes 0.80 ms
+  per image at 64 and 1.24 ms at 1,000 on 2 cores; 1,000 elsewhere)."""
   mesh = sharding.make_mesh() if mesh is None else mesh
+  if batch_size is None:
+    batch_size = 64 * mesh.size if layers.kernel_platform() == "cpu" else 1000
   batch_size = math.ceil(batch_size / mesh.size) * mesh.size
   compiled = _compiled(fn, method, binarize, mesh)
   read = (
@@ -90,7 +95,7 @@ def map_images(
 
 
 def compute_representations(
-    method, params, model_state, images, binarize, mesh=None, batch_size=1000
+    method, params, model_state, images, binarize, mesh=None, batch_size=None
 ) -> np.ndarray:
   """method.represent of uint8 images [N, H, W, C] -> float32 [N, D]."""
   return map_images(
@@ -106,7 +111,7 @@ def compute_representations(
 
 
 def reconstructions(
-    method, params, model_state, images, binarize, mesh=None, batch_size=1000
+    method, params, model_state, images, binarize, mesh=None, batch_size=None
 ) -> np.ndarray:
   """Reconstructions in [0, 1] of uint8 images [N, H, W, C] -> float32 same."""
   return map_images(
@@ -122,7 +127,7 @@ def reconstructions(
 
 
 def reconstruction_mse(
-    method, params, model_state, images, binarize, mesh=None, batch_size=1000
+    method, params, model_state, images, binarize, mesh=None, batch_size=None
 ) -> float:
   """Per-pixel MSE between un-augmented images in [0, 1] and their
   reconstructions, averaged over pixels and images."""

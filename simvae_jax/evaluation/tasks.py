@@ -5,8 +5,8 @@ A task maps a split's *targets* (``{"label": [N], "attributes": [N, A]}`` with
 attributes in {0, 1} and the source's attribute names) to the examples it
 uses and their classes. Each task gets an MLP probe and a kNN classifier
 (epoch and k chosen on a validation split of train, test once) and the
-majority-class baseline (the most frequent training class, on test). The task
-set is the config field ``eval.tasks``:
+majority-class baseline (the most frequent training class, on test;
+``suite.evaluate``). The task set is the config field ``eval.tasks``:
 
 * ``celeba_hair``: black / blond / brown / gray hair, on images with exactly one
   of the four;
@@ -22,8 +22,6 @@ import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
-
-from simvae_jax.evaluation import knn, probes
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 # The 20 of CelebA's 40 attributes whose positive rate on the official training
@@ -114,77 +112,24 @@ def make_tasks(names: Sequence[str]) -> list[Task]:
   return [task for name in names if name != STYLE for task in TASK_SETS[name]()]
 
 
-def majority_accuracy(
-    train_classes: np.ndarray, test_classes: np.ndarray
-) -> float:
-  """Test accuracy of always predicting the most frequent training class."""
-  majority = np.bincount(train_classes).argmax()
-  return float(np.mean(test_classes == majority))
-
-
-def score(train_x, train_y, test_x, test_y, eval_config, seed: int) -> dict:
-  """MLP probe and kNN accuracy (epoch and k chosen on a validation split of
-  train, test once) and the majority baseline of one task's representations
-  [N, D] and classes [N]."""
-  probe = probes.train_probe(
-      train_x,
-      train_y,
-      test_x,
-      test_y,
-      hidden=train_x.shape[1],
-      **probes.settings(eval_config, seed),
-  )
-  neighbours = knn.knn_evaluate(
-      train_x,
-      train_y,
-      test_x,
-      test_y,
-      ks=tuple(eval_config.knn_ks),
-      val_fraction=eval_config.val_fraction,
-      seed=seed,
-  )
-  return {
-      "mlp_probe_acc": probe["acc"],
-      "knn_acc": neighbours["knn_acc"],
-      "majority_acc": majority_accuracy(train_y, test_y),
-      "num_train": int(len(train_y)),
-      "num_test": int(len(test_y)),
-  }
-
-
-def mean_over(results: dict, prefix: str) -> dict:
-  """Mean accuracies of the tasks whose names start with ``prefix``."""
-  chosen = [v for k, v in results.items() if k.startswith(prefix)]
-  return {
-      metric: float(np.mean([r[metric] for r in chosen]))
-      for metric in ("mlp_probe_acc", "knn_acc", "majority_acc")
-  }
-
-
-def evaluate_tasks(
+def select(
     tasks,
     train_repr,
     train_targets,
     test_repr,
     test_targets,
     attribute_names,
-    eval_config,
-    seed: int,
 ) -> dict:
-  """{task name: ``score``}, plus ``attributes_mean`` over the attribute
-  tasks when there are any."""
-  results = {}
+  """{task name: (train representations, train classes, test
+  representations, test classes)} of the examples each task uses."""
+  selected = {}
   for task in tasks:
     train_mask, train_classes = task.select(train_targets, attribute_names)
     test_mask, test_classes = task.select(test_targets, attribute_names)
-    results[task.name] = score(
+    selected[task.name] = (
         train_repr[train_mask],
         train_classes[train_mask],
         test_repr[test_mask],
         test_classes[test_mask],
-        eval_config,
-        seed,
     )
-  if any(name.startswith("attribute/") for name in results):
-    results["attributes_mean"] = mean_over(results, "attribute/")
-  return results
+  return selected
