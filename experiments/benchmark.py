@@ -2,7 +2,7 @@
 
 python experiments/benchmark.py --config=configs/mnist.py \
     --config.data.source=npz --config.data.path=../shared/datasets/mnist.npz \
-    --config.num_views=2 [--what=step|input|loop]
+    --config.num_views=2 [--what=step|input|loop|eval] [--workdir=RUN]
 
 Prints one JSON line, always with the machine's yardstick measured in the same
 process (the GFLOP/s of a large float32 matmul), so that figures from
@@ -21,6 +21,10 @@ different machines can be related:
   (``train.run_steps``: batches, transfers, dispatch of the real train
   state, logging) around a step that does no work, so ``images_per_s`` is the
   most the host can feed a device that took no time.
+* ``eval``: seconds per component of a run's final evaluation
+  (``seconds``: post-hoc decoder, images, representations, probes, kNN,
+  GMM, style images, FID, untrained encoder; as in ``eval.json``) of the
+  latest checkpoint in ``--workdir``, or of the initial state without it.
 """
 
 from __future__ import annotations
@@ -33,11 +37,22 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from simvae_jax.benchmarking import benchmark, input_benchmark, loop_benchmark
+from simvae_jax.benchmarking import (
+    benchmark,
+    eval_benchmark,
+    input_benchmark,
+    loop_benchmark,
+)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
 _WHAT = flags.DEFINE_enum(
-    "what", "step", ["step", "input", "loop"], "What to time (see above)."
+    "what",
+    "step",
+    ["step", "input", "loop", "eval"],
+    "What to time (see above).",
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", "", "eval: the run whose latest checkpoint is evaluated."
 )
 _SECONDS = flags.DEFINE_float(
     "seconds", 5.0, "input and loop: how long to measure for (at least)."
@@ -98,6 +113,8 @@ def main(argv):
     result = input_benchmark(_CONFIG.value, _SECONDS.value)
   elif _WHAT.value == "loop":
     result = loop_benchmark(_CONFIG.value, _SECONDS.value)
+  elif _WHAT.value == "eval":
+    result = eval_benchmark(_CONFIG.value, _WORKDIR.value)
   else:
     result = benchmark(
         _CONFIG.value, _REPEATS.value, _STEPS.value, _WARMUP.value

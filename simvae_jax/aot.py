@@ -38,7 +38,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from simvae_jax import sharding
+from simvae_jax import sharding, train_step
 from simvae_jax.evaluation import representations
 from simvae_jax.experiment import Experiment
 from simvae_jax.models import layers
@@ -161,17 +161,12 @@ def compile_step(experiment: Experiment, platform: str):
   """The train step of ``experiment`` (a full dispatch) compiled for its
   devices, with the kernels of ``platform``."""
   config = experiment.config
-  batches = {
-      "image": jax.ShapeDtypeStruct(
-          (
-              config.steps_per_dispatch,
-              config.batch_size,
-              *experiment.image_shape,
-          ),
-          np.uint8,
-          sharding=sharding.steps_sharded(experiment.mesh),
-      )
-  }
+  batches = train_step.abstract_batches(
+      config.steps_per_dispatch,
+      config.batch_size,
+      experiment.image_shape,
+      experiment.mesh,
+  )
   diagnose = jax.ShapeDtypeStruct(
       (), np.bool_, sharding=sharding.replicated(experiment.mesh)
   )

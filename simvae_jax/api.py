@@ -24,6 +24,7 @@ import numpy as np
 from simvae_jax import (
     checkpointing,
     methods,
+    online_probe,
     optimizers,
     posthoc_decoder,
     seeding,
@@ -98,12 +99,17 @@ def load(workdir: str) -> TrainedRun:
   """The run in ``workdir`` at its latest readable checkpoint."""
   with open(os.path.join(workdir, run_dir.CONFIG_FILE)) as file:
     config = ml_collections.ConfigDict(_tuples(json.load(file)))
-  image_shape = tuple(run_dir.read_run_info(workdir)["image_shape"])
+  info = run_dir.read_run_info(workdir)
+  image_shape = tuple(info["image_shape"])
   method = methods.make_method(config, image_shape)
   mesh = sharding.make_mesh()
   optimizer, _ = optimizers.make_optimizer(config.optimizer)
+  monitor = None
+  if config.get("online_probe", {}).get("enabled", False):
+    probe_optimizer = online_probe.make_optimizer(config.online_probe)
+    monitor = (info["num_classes"], probe_optimizer)
   abstract = abstract_train_state(
-      method, optimizer, image_shape, config.seed, mesh
+      method, optimizer, image_shape, config.seed, mesh, monitor
   )
   checkpointer = checkpointing.Checkpointer(
       os.path.join(workdir, run_dir.CHECKPOINTS), read_only=True

@@ -98,9 +98,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.moco = ml_collections.ConfigDict(
       dict(temperature=0.2, queue_size=4096, momentum=0.99)
   )
-  # Decoder trained on frozen representations of discriminative methods.
+  # Decoder trained on frozen representations of discriminative methods:
+  # num_epochs epochs of the training split, at most as many steps as the
+  # run's own schedule (num_steps / num_epochs), unless num_steps > 0 asks
+  # for a length.
   config.posthoc_decoder = ml_collections.ConfigDict(
-      dict(num_steps=2000, learning_rate=1e-3)
+      dict(num_steps=0, num_epochs=2.0, learning_rate=1e-3)
   )
 
   # The paper's constant Adam 8e-5 (eps 1e-4) by default; see optimizers.py.
@@ -148,6 +151,15 @@ def get_base_config() -> ml_collections.ConfigDict:
   # heartbeat for this long is taken over (same host: when its process ends).
   config.lock_stale_minutes = 10.0
 
+  # The online monitor (online_probe.py): a linear classifier trained during
+  # the run on stop-gradient representations of each batch's un-augmented
+  # images and its labels, with its own Adam; logged as online/loss and
+  # online/accuracy and scored on the test split at every evaluation. A
+  # trend to watch, not the offline protocol.
+  config.online_probe = ml_collections.ConfigDict(
+      dict(enabled=False, learning_rate=1e-3)
+  )
+
   config.eval = ml_collections.ConfigDict(
       dict(
           every_steps=0,  # also evaluate every N steps (0: only at the end)
@@ -164,6 +176,11 @@ def get_base_config() -> ml_collections.ConfigDict:
           num_images=8,  # test images in reconstructions.png
           tasks=(),  # further tasks (evaluation/tasks.py), e.g. style
           style_max_examples=10000,  # images per split for each style task
+          # GMM: k-means initialisations (the best is kept), and where EM
+          # runs: "device" (JAX), "sklearn" (host, float64) or "auto"
+          # (scikit-learn on a CPU, where it is faster; the device elsewhere).
+          gmm_inits=3,
+          gmm_backend="auto",
       )
   )
   # FID of reconstructions and samples against the test set (final evaluation).

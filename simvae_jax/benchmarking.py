@@ -52,7 +52,11 @@ def benchmark(
       [experiment.train_source[i]["image"] for i in range(config.batch_size)]
   )
   batch = {"image": images, "label": np.zeros(config.batch_size, np.int32)}
-  batches = train_step.stack_batches([batch] * per_dispatch, experiment.mesh)
+  batches = train_step.stack_batches(
+      [batch] * per_dispatch,
+      experiment.mesh,
+      labels=experiment.monitor is not None,
+  )
   steps_fn = experiment.compile_steps()
   started = time.perf_counter()
   # The steps nobody logs: no diagnostics (global norms).
@@ -82,6 +86,7 @@ def benchmark(
       "images_per_step": config.batch_size,
       "num_views": config.num_views,
       "steps_per_dispatch": per_dispatch,
+      "online_probe": experiment.monitor is not None,
       "views_per_step": views,
       "devices": jax.device_count(),
       "backend": jax.default_backend(),
@@ -220,6 +225,37 @@ def loop_benchmark(config, seconds: float) -> dict:
       "steps": steps,
       "images_per_s": round(steps * config.batch_size / elapsed, 1),
       "steps_per_s": round(steps / elapsed, 1),
+      "devices": jax.device_count(),
+      "matmul_gflop_per_s": round(matmul_gflop_per_s(), 1),
+  }
+
+
+def eval_benchmark(config, workdir: str = "") -> dict:
+  """Seconds per component of a run's final evaluation (what ends ``main``:
+  post-hoc decoder, images, representations, probes, kNN, GMM, style images,
+  FID, ...) of the latest checkpoint in ``workdir``, or of the initial state;
+  the evaluation's outputs go to a temporary directory."""
+  experiment = Experiment.from_config(config)
+  state = (
+      train.restore_latest(experiment, workdir)
+      if workdir
+      else experiment.initial_state()
+  )
+  with tempfile.TemporaryDirectory() as directory:
+    evaluator = train.Evaluator(experiment, directory)
+    started = time.perf_counter()
+    results = train.evaluate_final(experiment, evaluator, state, directory)
+    total = time.perf_counter() - started
+  label = results["label"]
+  return {
+      "what": "eval",
+      "config": f"{config.data.name} {config.method} ({config.data.source})",
+      "step": int(state.step),
+      "total_s": round(total, 1),
+      "seconds": results["seconds"],
+      "tasks": len(results.get("tasks", {})),
+      "mlp_probe_acc": label.get("mlp_probe_acc"),
+      "gmm_acc": label.get("gmm_acc"),
       "devices": jax.device_count(),
       "matmul_gflop_per_s": round(matmul_gflop_per_s(), 1),
   }

@@ -20,6 +20,7 @@ write that step again. A ``read_only`` checkpointer (``--mode=eval``,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -76,6 +77,16 @@ class Cadence:
     self._last = time.monotonic()
 
 
+def _stored(state: TrainState) -> dict:
+  """The state as checkpoints store it: its fields by name, leaving out an
+  empty ``online_probe`` (so a run without the online probe has the layout
+  of checkpoints written before it existed, and reads them)."""
+  fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+  if not fields["online_probe"]:
+    del fields["online_probe"]
+  return fields
+
+
 class Checkpointer:
   """Saves ``{state, data}`` under ``directory`` when asked; keeps the newest
   ``max_to_keep``."""
@@ -124,7 +135,7 @@ class Checkpointer:
           step,
           force=True,
           args=ocp.args.Composite(
-              state=ocp.args.StandardSave(state),
+              state=ocp.args.StandardSave(_stored(state)),
               data=grain.checkpoint.CheckpointSave(iterator),
           ),
       )
@@ -167,12 +178,12 @@ class Checkpointer:
     steps = self.complete_steps()
     while steps:
       step = steps.pop()
-      args = {"state": ocp.args.StandardRestore(abstract)}
+      args = {"state": ocp.args.StandardRestore(_stored(abstract))}
       if iterator is not None:
         args["data"] = grain.checkpoint.CheckpointRestore(iterator)
       try:
         restored = self._manager.restore(step, args=ocp.args.Composite(**args))
-        return restored["state"], step
+        return abstract.replace(**restored["state"]), step
       except Exception as error:  # Orbax/tensorstore raise many types
         self._report_unreadable(step, error)
         if not self.read_only:

@@ -17,8 +17,9 @@ import jax
 import numpy as np
 from etils import epath
 
-from simvae_jax import outputs, seeding, sharding
+from simvae_jax import online_probe, outputs, seeding, sharding
 from simvae_jax.data import sources
+from simvae_jax.evaluation.common import Stopwatch
 from simvae_jax.evaluation import (
     fid,
     fid_features,
@@ -28,6 +29,10 @@ from simvae_jax.evaluation import (
     tasks,
 )
 
+ONLINE_NOTE = (
+    "online monitor: a linear classifier trained during the run on "
+    "un-augmented batches' representations; not the offline protocol"
+)
 TABLE_COLUMNS = (
     "mlp_probe_acc",
     "linear_probe_acc",
@@ -75,6 +80,9 @@ class Evaluator:
         else None
     )
     self._untrained = None
+    # Seconds per component of the next evaluation (and of the images saved
+    # before it), reported in its results as "seconds".
+    self.timer = Stopwatch()
     self._extractor = None
 
   def resume(self, step: int) -> None:
@@ -95,62 +103,66 @@ class Evaluator:
   def evaluate_params(
       self, params, model_state, reconstruction: bool = True
   ) -> dict:
-    """See ``_evaluate``."""
-    return self._evaluate(params, model_state, reconstruction)[0]
+    """See ``_evaluate`` (its times are not recorded)."""
+    return self._evaluate(params, model_state, reconstruction, Stopwatch())[0]
 
-  def _evaluate(self, params, model_state, reconstruction: bool):
+  def _evaluate(self, params, model_state, reconstruction: bool, timer):
     """({"label": metrics, "tasks": {...}}, test representations [N, D]) of
     the networks (inference mode): probes, kNN, GMM and (if
     ``reconstruction``) the reconstruction MSE on the label; probes, kNN and
     the majority baseline on each of ``eval.tasks``. ``{"label": {}}`` on
-    processes other than 0."""
+    processes other than 0. Component times accumulate in ``timer``
+    (``Stopwatch``)."""
     config = self.experiment.config
     represent = representations.compute_representations
-    train_repr = self._map(represent, params, model_state, self.train_source)
-    test_repr = self._map(represent, params, model_state, self.test_source)
-    recon_mse = (
-        self._map(
+    with self.timer("representations"):
+      train_repr = self._map(represent, params, model_state, self.train_source)
+      test_repr = self._map(represent, params, model_state, self.test_source)
+    recon_mse = None
+    if reconstruction:
+      with self.timer("reconstruction"):
+        recon_mse = self._map(
             representations.reconstruction_mse,
             params,
             model_state,
             self.test_source,
         )
-        if reconstruction
-        else None
-    )
-    style_data = self._style_representations(params, model_state)
+    style_data = self._style_representations(params, model_state, timer)
     if not is_main_process():
       return {"label": {}}, test_repr
-    label = suite.evaluate_task(
+    further = tasks.select(
+        self.tasks,
         train_repr,
-        self.train_targets["label"],
+        self.train_targets,
         test_repr,
-        self.test_targets["label"],
+        self.test_targets,
+        self.attribute_names,
+    )
+    further.update(style_data)
+    label, task_results = suite.evaluate(
+        (
+            train_repr,
+            self.train_targets["label"],
+            test_repr,
+            self.test_targets["label"],
+        ),
+        further,
         config.eval,
-        seed=config.seed,
+        config.seed,
+        timer,
     )
     if recon_mse is not None:
       label["recon_mse"] = recon_mse
     results = {"label": label}
-    if self.tasks:
-      results["tasks"] = tasks.evaluate_tasks(
-          self.tasks,
-          train_repr,
-          self.train_targets,
-          test_repr,
-          self.test_targets,
-          self.attribute_names,
-          config.eval,
-          config.seed,
-      )
-    if style_data:
-      results.setdefault("tasks", {}).update(self._score_style(style_data))
+    if task_results:
+      results["tasks"] = task_results
     return results, test_repr
 
-  def _style_representations(self, params, model_state) -> dict:
-    """{task name: {split: (classes [n], representations [n, D])}} of each
-    style task's transformed images (the first ``eval.style_max_examples``
-    of each split); computed by all processes together."""
+  def _style_representations(self, params, model_state, timer) -> dict:
+    """{"style/<task>": (train representations [n, D], classes [n], test
+    representations, classes)} of each style task's transformed images (the
+    first ``eval.style_max_examples`` of each split); computed by all
+    processes together."""
     if not self.style_tasks:
       return {}
     config = self.experiment.config
@@ -161,39 +173,49 @@ class Evaluator:
     }
     represented = {}
     for task in self.style_tasks:
-      represented[task.name] = {}
+      data = []
       for split, images in splits.items():
         classes = style.draw_classes(task, len(images), config.seed, split)
-        transformed = style.transform_images(task, images, classes)
-        represented[task.name][split] = classes, self._map(
-            representations.compute_representations,
-            params,
-            model_state,
-            transformed,
-        )
+        with self.timer("style_images"):
+          transformed = style.transform_images(task, images, classes)
+        with self.timer("representations"):
+          data += [
+              self._map(
+                  representations.compute_representations,
+                  params,
+                  model_state,
+                  transformed,
+              ),
+              classes,
+          ]
+      represented[f"style/{task.name}"] = tuple(data)
     return represented
 
-  def _score_style(self, represented: dict) -> dict:
-    """{"style/<task>": ``tasks.score``, ..., "style_mean": ...}."""
-    config = self.experiment.config
-    results = {}
-    for name, splits in represented.items():
-      (train_y, train_x), (test_y, test_x) = splits["train"], splits["test"]
-      results[f"style/{name}"] = tasks.score(
-          train_x, train_y, test_x, test_y, config.eval, config.seed
-      )
-    results["style_mean"] = tasks.mean_over(results, "style/")
-    return results
-
   def __call__(
-      self, params, model_state, step: int, final: bool = False
+      self,
+      params,
+      model_state,
+      step: int,
+      monitor: dict | None = None,
+      final: bool = False,
   ) -> dict:
     """Evaluates; discriminative methods have a reconstruction error only in the
-    final evaluation, after their post-hoc decoder is trained."""
+    final evaluation, after their post-hoc decoder is trained. ``monitor``:
+    the online probe's state (``TrainState.online_probe``), scored on the
+    test representations as ``results["online"]`` when there is one."""
     config = self.experiment.config
     with_decoder = final or self.experiment.method.generative
-    evaluation, test_repr = self._evaluate(params, model_state, with_decoder)
+    evaluation, test_repr = self._evaluate(
+        params, model_state, with_decoder, self.timer
+    )
     results = {"step": int(step), **evaluation}
+    if monitor and is_main_process():
+      results["online"] = {
+          "linear_probe_acc": online_probe.test_accuracy(
+              monitor, test_repr, self.test_targets["label"]
+          ),
+          "note": ONLINE_NOTE,
+      }
     if final and is_main_process():
       outputs.save_latents(
           str(self.workdir / "latents.png"),
@@ -203,17 +225,23 @@ class Evaluator:
       )
     rows = [[f"{config.method} (step {step})", results["label"]]]
     if final and config.fid.enabled:
-      results["fid"] = self.evaluate_fid(params, model_state)
+      with self.timer("fid"):
+        results["fid"] = self.evaluate_fid(params, model_state)
     if config.eval.compare_untrained:
       if self._untrained is None:
-        untrained = self.experiment.initial_state()
-        self._untrained = self.evaluate_params(
-            untrained.params,
-            untrained.model_state,
-            self.experiment.method.generative,
-        )
+        with self.timer("untrained_encoder"):
+          untrained = self.experiment.initial_state()
+          self._untrained = self.evaluate_params(
+              untrained.params,
+              untrained.model_state,
+              self.experiment.method.generative,
+          )
       results["untrained_encoder"] = self._untrained
       rows.append(["untrained encoder", self._untrained["label"]])
+    results["seconds"] = {
+        name: round(seconds, 2) for name, seconds in self.timer.seconds.items()
+    }
+    self.timer = Stopwatch()
     if is_main_process():
       self._write(step, results, rows)
     return results
@@ -288,6 +316,8 @@ class Evaluator:
           for name, value in results["label"].items()
           if isinstance(value, (int, float))
       }
+      if "online" in results:
+        numbers["online/test_acc"] = results["online"]["linear_probe_acc"]
       for name in ("reconstructions", "samples"):
         if name in (results.get("fid") or {}):
           numbers[f"eval/fid_{name}"] = results["fid"][name]
@@ -315,11 +345,21 @@ class Evaluator:
           ),
           flush=True,
       )
+    if "online" in results:
+      print(
+          f"Online monitor, test accuracy "
+          f"{results['online']['linear_probe_acc']:.4f} ({ONLINE_NOTE})",
+          flush=True,
+      )
 
   def save_images(self, params, model_state, step: int) -> None:
     """reconstructions.png (originals above reconstructions; the arrays in
     reconstructions.npz) and, for generative methods, samples.png; also to
     the metric writer. Every process computes, process 0 writes."""
+    with self.timer("images"):
+      self._save_images(params, model_state, step)
+
+  def _save_images(self, params, model_state, step: int) -> None:
     config, method = self.experiment.config, self.experiment.method
     images = sources.read_images(self.test_source, 0, config.eval.num_images)
     originals = self._originals(images)

@@ -16,12 +16,14 @@ from simvae_jax import (
     checkpointing,
     methods,
     models,
+    online_probe,
     optimizers,
     sharding,
     train_step,
 )
 from simvae_jax.data import augment, pipeline, sources
 from simvae_jax.evaluation import tasks
+from simvae_jax.evaluation.common import count_classes
 from simvae_jax.train_state import (
     TrainState,
     abstract_train_state,
@@ -70,6 +72,16 @@ def _check_dispatch(config) -> None:
       )
 
 
+def _monitor(config, train_source):
+  """(number of classes, optimiser) of the online probe, or None when off."""
+  if not config.online_probe.enabled:
+    return None
+  if train_source is None:
+    raise ValueError("The online probe needs the training labels: load data.")
+  num_classes = count_classes(train_source.targets()["label"])
+  return num_classes, online_probe.make_optimizer(config.online_probe)
+
+
 def num_train_steps(config, num_examples: int) -> int:
   """``num_steps`` if positive, else ``num_epochs`` full epochs of batches."""
   if config.num_steps > 0:
@@ -92,6 +104,8 @@ class Experiment:
   optimizer: object
   schedule: object
   total_steps: int  # training steps of the run (0 for the random encoder)
+  # The online probe's (number of classes, optimiser), or None when it is off.
+  monitor: tuple | None = None
 
   @classmethod
   def from_config(
@@ -133,6 +147,7 @@ class Experiment:
         optimizer,
         schedule,
         total_steps,
+        _monitor(config, train_source),
     )
 
   def train_dataset(self):
@@ -145,7 +160,12 @@ class Experiment:
     """The state at step 0 of run ``seed`` (default: the config's)."""
     seed = self.config.seed if seed is None else seed
     return init_train_state(
-        self.method, self.optimizer, self.image_shape, seed, self.mesh
+        self.method,
+        self.optimizer,
+        self.image_shape,
+        seed,
+        self.mesh,
+        self.monitor,
     )
 
   def abstract_state(self) -> TrainState:
@@ -156,6 +176,7 @@ class Experiment:
         self.image_shape,
         self.config.seed,
         self.mesh,
+        self.monitor,
     )
 
   def compile_steps(self, mesh: jax.sharding.Mesh | None = None):
@@ -169,6 +190,7 @@ class Experiment:
         self.config.augment,
         self.mesh if mesh is None else mesh,
         skip_nonfinite=self.config.get("skip_nonfinite", False),
+        monitor_optimizer=self.monitor[1] if self.monitor else None,
     )
 
   def parameter_counts(self) -> dict:

@@ -20,6 +20,7 @@ from flax import serialization
 
 from simvae_jax import seeding, sharding
 from simvae_jax.data import augment, pipeline
+from simvae_jax.experiment import num_train_steps
 
 
 def _decoder_step(
@@ -56,6 +57,21 @@ def _decoder_step(
   )
 
 
+def num_steps(experiment) -> int:
+  """The decoder's steps: ``posthoc_decoder.num_steps`` if positive, else
+  ``posthoc_decoder.num_epochs`` epochs of the training split, at most the
+  run's own schedule (``num_steps``, or ``num_epochs`` epochs; the random
+  encoder's too, although it trains nothing)."""
+  config = experiment.config
+  if config.posthoc_decoder.num_steps > 0:
+    return int(config.posthoc_decoder.num_steps)
+  examples = len(experiment.train_source)
+  epochs = config.posthoc_decoder.num_epochs * pipeline.steps_per_epoch(
+      examples, config.batch_size
+  )
+  return max(1, min(round(epochs), num_train_steps(config, examples)))
+
+
 def train_posthoc_decoder(experiment, params: dict, model_state: dict):
   """Returns (params, model_state) with the trained decoder, and its final
   batch MSE."""
@@ -83,9 +99,10 @@ def train_posthoc_decoder(experiment, params: dict, model_state: dict):
   )
   opt_state = optimizer.init(decoder_params)
   loss = float("nan")
+  count = num_steps(experiment)
   for _ in tqdm.trange(
-      config.posthoc_decoder.num_steps,
-      desc="post-hoc decoder",
+      count,
+      desc=f"post-hoc decoder ({count} steps on the frozen encoder)",
       unit="step",
       mininterval=2.0,
       dynamic_ncols=True,

@@ -32,7 +32,6 @@ from simvae_jax import (
     compilation_cache,
     ownership,
     posthoc_decoder,
-    sharding,
     train_step,
     writers,
 )
@@ -121,14 +120,13 @@ def compile_before_training(
     return steps_fn, None
   config = experiment.config
   per_dispatch = config.steps_per_dispatch
-  stacked = sharding.steps_sharded(experiment.mesh)
-  batches = {
-      "image": jax.ShapeDtypeStruct(
-          (per_dispatch, config.batch_size, *experiment.image_shape),
-          np.uint8,
-          sharding=stacked,
-      ),
-  }
+  batches = train_step.abstract_batches(
+      per_dispatch,
+      config.batch_size,
+      experiment.image_shape,
+      experiment.mesh,
+      labels=experiment.monitor is not None,
+  )
   started = time.time()
   compiled = steps_fn.lower(state, batches, np.bool_(True)).compile()
   if jax.process_index() == 0:
@@ -237,8 +235,8 @@ def train(
   (``preemption.stopped_at`` is then set). Checkpoints every
   ``checkpoint_every`` steps or ``checkpoint_every_minutes`` (whichever is
   due first) and at the end, and calls ``evaluator(params,
-  model_state, step)`` every ``eval.every_steps`` steps (if > 0) before the
-  last."""
+  model_state, step, online_probe)`` every ``eval.every_steps`` steps (if >
+  0) before the last."""
   config = experiment.config
   run_dir.prepare(workdir)
   with ownership.owned(workdir, config.lock_stale_minutes) as lock:
@@ -332,7 +330,9 @@ def run_steps(
     interrupted = any([preemption.requested(s) for s in range(first, last + 1)])
     save = cadence.due(last, log) or last == total or interrupted
     batches = train_step.stack_batches(
-        [next(iterator) for _ in range(first, last + 1)], experiment.mesh
+        [next(iterator) for _ in range(first, last + 1)],
+        experiment.mesh,
+        labels=experiment.monitor is not None,
     )
     state, metrics = dispatcher(state, batches, diagnose=log or save)
     progress.dispatched(metrics, last - first + 1)
@@ -358,7 +358,7 @@ def run_steps(
       break
     if eval_every and last % eval_every == 0 and last < total:
       progress.finish()
-      evaluator(state.params, state.model_state, last)
+      evaluator(state.params, state.model_state, last, state.online_probe)
   return state
 
 
@@ -386,6 +386,24 @@ def restore_latest(experiment: Experiment, workdir: str) -> TrainState:
   state, _ = checkpointer.restore(experiment.abstract_state())
   checkpointer.close()
   return state
+
+
+def evaluate_final(experiment, evaluator, state, workdir: str) -> dict:
+  """The end of a run: a discriminative method's post-hoc decoder (trained,
+  saved in workdir), the images, and the final evaluation's results; the
+  decoder's time is in the results' ``seconds``."""
+  params, model_state = state.params, state.model_state
+  if not experiment.method.generative:
+    with evaluator.timer("posthoc_decoder"):
+      params, model_state, mse = posthoc_decoder.train_posthoc_decoder(
+          experiment, params, model_state
+      )
+    if jax.process_index() == 0:
+      print(f"post-hoc decoder: final training MSE {mse:.4f}")
+      posthoc_decoder.save(workdir, params, model_state)
+  step = int(state.step)
+  evaluator.save_images(params, model_state, step)
+  return evaluator(params, model_state, step, state.online_probe, final=True)
 
 
 def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
@@ -424,7 +442,11 @@ def _run(config, workdir: str, mode: str) -> dict:
   if mode == "train":
     if main:
       run_dir.write_config(config, workdir)
-      run_dir.write_run_info(workdir, experiment.image_shape)
+      run_dir.write_run_info(
+          workdir,
+          experiment.image_shape,
+          experiment.monitor[0] if experiment.monitor else 0,
+      )
     writer, summaries = writers.make_writers(workdir, config.tensorboard)
     evaluator = Evaluator(experiment, workdir, summaries)
     preemption = Preemption()
@@ -436,17 +458,7 @@ def _run(config, workdir: str, mode: str) -> dict:
     state = restore_latest(experiment, workdir)
     writer, summaries = writers.make_writers(workdir, config.tensorboard)
     evaluator = Evaluator(experiment, workdir, summaries)
-  params, model_state = state.params, state.model_state
-  if not experiment.method.generative:
-    params, model_state, decoder_mse = posthoc_decoder.train_posthoc_decoder(
-        experiment, params, model_state
-    )
-    if main:
-      print(f"post-hoc decoder: final training MSE {decoder_mse:.4f}")
-      posthoc_decoder.save(workdir, params, model_state)
-  step = int(state.step)
-  evaluator.save_images(params, model_state, step)
-  results = evaluator(params, model_state, step, final=True)
+  results = evaluate_final(experiment, evaluator, state, workdir)
   writer.close()
   if main:
     samples = "samples.png, " if experiment.method.generative else ""

@@ -10,14 +10,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from simvae_jax import seeding, sharding
+from simvae_jax import online_probe, seeding, sharding
 
 
 class TrainState(struct.PyTreeNode):
   """step: int32 []; params: trained pytree; model_state: the networks' other
   Flax collections (BatchNorm ``batch_stats``, keyed by network; ``{}`` for
   MLPs); opt_state; method_state: what a method carries besides its networks
-  (MoCo's key encoder and queue; ``{}`` for most); rng: uint32 [2] base key.
+  (MoCo's key encoder and queue; ``{}`` for most); rng: uint32 [2] base key;
+  online_probe: the online monitor's parameters and optimiser state
+  (``online_probe.py``; ``{}`` when it is off).
 
   The per-step key is ``fold_in(rng, step)``, so resuming at a step replays the
   same randomness as an uninterrupted run.
@@ -29,6 +31,7 @@ class TrainState(struct.PyTreeNode):
   opt_state: Any
   method_state: Any
   rng: jax.Array
+  online_probe: Any = struct.field(default_factory=dict)
 
 
 def _create(
@@ -36,7 +39,10 @@ def _create(
     optimizer: optax.GradientTransformation,
     image_shape: Sequence[int],
     seed: int,
+    monitor=None,
 ) -> TrainState:
+  """``monitor``: (number of classes, optimiser) of the online probe, or
+  None."""
   params, model_state = method.init(
       seeding.purpose_key(seed, "init"), image_shape
   )
@@ -50,11 +56,18 @@ def _create(
       opt_state=optimizer.init(params),
       method_state=method_state,
       rng=seeding.purpose_key(seed, "train"),
+      online_probe=(
+          online_probe.init(method, params, model_state, image_shape, *monitor)
+          if monitor
+          else {}
+      ),
   )
 
 
-def _creator(method, optimizer, image_shape: Sequence[int], seed: int):
-  return functools.partial(_create, method, optimizer, tuple(image_shape), seed)
+def _creator(method, optimizer, image_shape, seed: int, monitor=None):
+  return functools.partial(
+      _create, method, optimizer, tuple(image_shape), seed, monitor
+  )
 
 
 def init_train_state(
@@ -63,10 +76,11 @@ def init_train_state(
     image_shape: Sequence[int],
     seed: int,
     mesh: jax.sharding.Mesh,
+    monitor=None,
 ) -> TrainState:
   """The initial state of run ``seed``, created directly replicated on ``mesh``."""
   return jax.jit(
-      _creator(method, optimizer, image_shape, seed),
+      _creator(method, optimizer, image_shape, seed, monitor),
       out_shardings=sharding.replicated(mesh),
   )()
 
@@ -77,11 +91,12 @@ def abstract_train_state(
     image_shape: Sequence[int],
     seed: int,
     mesh: jax.sharding.Mesh,
+    monitor=None,
 ) -> TrainState:
   """Shapes, dtypes and shardings of the state, without computing it (the
   template a checkpoint is restored into)."""
   replicated = sharding.replicated(mesh)
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-      jax.eval_shape(_creator(method, optimizer, image_shape, seed)),
+      jax.eval_shape(_creator(method, optimizer, image_shape, seed, monitor)),
   )

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from simvae_jax import sharding
+from simvae_jax import online_probe, sharding
 from simvae_jax.data import augment
 from simvae_jax.train_state import TrainState
 
@@ -52,16 +52,21 @@ def train_step(
     num_views: int,
     augment_config,
     skip_nonfinite: bool = False,
+    monitor_optimizer=None,
 ):
   """One update on a global batch.
 
   Args:
     state: the replicated train state.
-    batch: {"image": uint8 [B, H, W, C]} sharded over B.
+    batch: {"image": uint8 [B, H, W, C]} sharded over B (and "label" [B]
+      when the online probe is on).
     diagnose: bool scalar: compute the global norms (and the gradient's
       finiteness) at this step. Steps that are neither logged nor saved skip
       them; their ``finite`` reflects the loss only, and a non-finite gradient
       there makes the parameters, hence the next step's loss, non-finite.
+
+    monitor_optimizer: the online probe's optimiser, or None when it is off
+      (``online_probe.py``; it adds ``online/loss`` and ``online/accuracy``).
 
   Returns:
     (new state, metrics): the scalar ``loss`` and its terms, the
@@ -87,7 +92,19 @@ def train_step(
   else:
     diagnostics = jax.lax.cond(diagnose, _norms, _no_norms, grads, params)
   finite = jnp.isfinite(loss) & jnp.isfinite(diagnostics["grad_norm"])
+  monitor, monitor_metrics = state.online_probe, {}
+  if monitor_optimizer is not None:
+    monitor, monitor_metrics = online_probe.update(
+        monitor,
+        method,
+        state.params,
+        state.model_state,
+        batch,
+        monitor_optimizer,
+        augment_config.binarize,
+    )
   new_state = state.replace(
+      online_probe=monitor,
       step=state.step + 1,
       params=params,
       model_state=model_state,
@@ -104,6 +121,7 @@ def train_step(
       **terms,
       "learning_rate": schedule(state.step),
       **diagnostics,
+      **monitor_metrics,
       "finite": finite.astype(jnp.float32),
   }
   return new_state, metrics
@@ -148,6 +166,7 @@ def compile_train_steps(
     augment_config,
     mesh: jax.sharding.Mesh,
     skip_nonfinite: bool = False,
+    monitor_optimizer=None,
 ):
   """``jit`` of ``train_steps`` over ``mesh``: batches sharded over their
   batch axis, state replicated and donated, metrics replicated. One program
@@ -160,6 +179,7 @@ def compile_train_steps(
       num_views=num_views,
       augment_config=augment_config,
       skip_nonfinite=skip_nonfinite,
+      monitor_optimizer=monitor_optimizer,
   )
   replicated = sharding.replicated(mesh)
   return jax.jit(
@@ -170,13 +190,38 @@ def compile_train_steps(
   )
 
 
-def stack_batches(local_batches: list[dict], mesh: jax.sharding.Mesh) -> dict:
+def stack_batches(
+    local_batches: list[dict], mesh: jax.sharding.Mesh, labels: bool = False
+) -> dict:
   """This process's K consecutive local batches ``{"image": uint8 [b, H, W,
   C], ...}`` as the global ``{"image": uint8 [K, B, H, W, C]}`` that
-  ``train_steps`` takes. Only the images go to the devices (the step uses
-  nothing else; each transfer costs as much as the images' own)."""
+  ``train_steps`` takes, with ``"label"`` [K, B] if ``labels`` (for the
+  online probe). Nothing else goes to the devices (the step uses nothing
+  else; each transfer costs as much as the images' own)."""
   if len(local_batches) == 1:  # a view, no copy
-    images = local_batches[0]["image"][None]
+    stacked = {"image": local_batches[0]["image"][None]}
   else:
-    images = np.stack([batch["image"] for batch in local_batches])
-  return sharding.to_global_steps({"image": images}, mesh)
+    stacked = {"image": np.stack([b["image"] for b in local_batches])}
+  if labels:
+    stacked["label"] = np.stack(
+        [np.asarray(b["label"], np.int32) for b in local_batches]
+    )
+  return sharding.to_global_steps(stacked, mesh)
+
+
+def abstract_batches(
+    steps: int, batch_size: int, image_shape, mesh, labels: bool = False
+) -> dict:
+  """Shapes, dtypes and shardings of ``stack_batches``' output for ``steps``
+  global batches of ``batch_size`` (to compile ahead of time)."""
+  stacked = sharding.steps_sharded(mesh)
+  batches = {
+      "image": jax.ShapeDtypeStruct(
+          (steps, batch_size, *image_shape), np.uint8, sharding=stacked
+      )
+  }
+  if labels:
+    batches["label"] = jax.ShapeDtypeStruct(
+        (steps, batch_size), np.int32, sharding=stacked
+    )
+  return batches

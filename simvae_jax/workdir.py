@@ -115,11 +115,14 @@ def write_config(config, workdir: str) -> None:
 RUN_FILE = "run.json"
 
 
-def write_run_info(workdir: str, image_shape) -> None:
-  """What loading the run needs besides its config: the image shape."""
-  (epath.Path(workdir) / RUN_FILE).write_text(
-      json.dumps({"image_shape": list(image_shape)})
-  )
+def write_run_info(workdir: str, image_shape, num_classes: int = 0) -> None:
+  """What loading the run needs besides its config: the image shape and
+  (with the online probe, whose state the checkpoints hold) the number of
+  classes."""
+  info = {"image_shape": list(image_shape)}
+  if num_classes:
+    info["num_classes"] = int(num_classes)
+  (epath.Path(workdir) / RUN_FILE).write_text(json.dumps(info))
 
 
 def read_run_info(workdir: str) -> dict:

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from simvae_jax import outputs, posthoc_decoder, train
+from simvae_jax.data import pipeline
 from simvae_jax.evaluation import representations
 from simvae_jax.train import Experiment
 
@@ -73,3 +74,21 @@ def test_discriminative_reconstruction_error_only_after_decoder_training(
   assert [h["step"] for h in history] == [4, 8]
   assert "recon_mse" not in history[0]["label"]
   assert history[1]["label"]["recon_mse"] > 0
+
+
+def test_decoder_length_follows_the_run():
+  def steps(**overrides):
+    config = tiny_digits_config(**{"method": "simclr", **overrides})
+    experiment = Experiment.from_config(config)
+    per_epoch = pipeline.steps_per_epoch(len(experiment.train_source), 32)
+    return posthoc_decoder.num_steps(experiment), per_epoch
+
+  assert steps(num_steps=3)[0] == 3  # a smoke run: no longer than itself
+  count, per_epoch = steps(num_steps=0, num_epochs=5)
+  assert count == 2 * per_epoch  # 2 epochs of the run's 5
+  assert steps(**{"num_steps": 3, "posthoc_decoder.num_steps": 40})[0] == 40
+  count, per_epoch = steps(num_steps=500, **{"posthoc_decoder.num_epochs": 0.5})
+  assert count == round(per_epoch / 2)
+  # The random encoder trains nothing, yet its decoder gets the schedule's
+  # length.
+  assert steps(method="random", num_steps=7)[0] == 7
