@@ -5,7 +5,7 @@ task (the paper's H2: discriminative SSL discards style that SimVAE keeps).
 Every image of a split gets a class drawn uniformly (deterministic in the run's
 seed, the split and the task) and is transformed accordingly; the encoder then
 represents the transformed images, and an MLP probe and kNN learn the class
-from the representations (``tasks.score``). Chance is 1 / number of classes
+from the representations (``suite.evaluate``). Chance is 1 / number of classes
 (the majority baseline is reported beside). Tasks:
 
 * ``hflip`` / ``vflip``: flipped left-right / upside down, or not (2 classes);
