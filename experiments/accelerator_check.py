@@ -191,6 +191,7 @@ def host_ceiling(config, small: bool) -> list[dict]:
         {
             "steps_per_dispatch": per_dispatch,
             "images_per_s": result["images_per_s"],
+            "real_state_images_per_s": result["real_state_images_per_s"],
         }
     )
     print(json.dumps(rows[-1]), flush=True)

@@ -31,8 +31,8 @@ def init(
     method, params, model_state, image_shape, num_classes: int, optimizer
 ) -> dict:
   """{"params": {"kernel": [D, C], "bias": [C]} (zeros), "opt_state",
-  "statistics": {"mean": [D], "variance": [D]}} for the method's
-  D-dimensional representations."""
+  "statistics": {"mean": [D], "variance": [D], "count": [] (representations
+  seen)}} for the method's D-dimensional representations."""
   latent_dim = jax.eval_shape(
       method.represent, params, model_state, jnp.zeros((1, *image_shape))
   ).shape[-1]

@@ -76,14 +76,16 @@ def test_input_benchmark_delivers_batches_to_the_devices():
 
 def test_loop_benchmark_runs_the_training_loop_around_an_idle_step():
   """The idle step keeps the state but for its step count: the loop ran the
-  number of steps it reports, K per dispatch."""
+  number of steps it reports, K per dispatch, with a trivial model's state and
+  with the real one."""
   config = tiny_digits_config(batch_size=16, steps_per_dispatch=4, log_every=8)
   result = benchmark.loop_benchmark(config, seconds=0.2)
   assert result["steps"] >= 128 and result["steps"] % 4 == 0
   assert result["images_per_s"] == pytest.approx(
       16 * result["steps_per_s"], rel=1e-3
   )
-  assert result["state_leaves"] > 10
+  assert result["real_state_leaves"] > 10
+  assert result["real_state_images_per_s"] > 0
 
 
 def test_the_accelerator_check_runs_every_part_with_small_settings(tmp_path):

@@ -64,6 +64,39 @@ def test_degenerate_features_stay_finite():
   assert metrics.adjusted_rand_score(truth, mixture.predict(x)[:600]) > 0.99
 
 
+def test_the_precision_factors_invert_the_regularised_covariances():
+  """Against NumPy's inverse, for a healthy covariance and for a singular
+  one (rank 1), which takes the stronger diagonal."""
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(5, 5))
+  healthy = a @ a.T + np.eye(5)
+  singular = np.outer(a[0], a[0])
+  factors = gmm.precision_cholesky(np.stack([healthy, singular]), 1e-5)
+  np.testing.assert_allclose(
+      factors[0] @ factors[0].T,
+      np.linalg.inv(healthy + 1e-5 * np.eye(5)),
+      rtol=1e-4,
+      atol=1e-5,
+  )
+  assert np.allclose(np.triu(factors[0]), factors[0])  # upper-triangular
+  assert np.all(np.isfinite(factors[1]))
+
+
+def test_the_compiled_programs_call_no_lapack_kernel():
+  """XLA:CPU runs batched LAPACK kernels (Cholesky) on its thread pool and
+  blocks inside it: two in one program wedged a 2-core machine for good
+  during a CIFAR-10 fit, so the factorisation stays on the host."""
+  x, _ = anisotropic_clusters(num_points=64)
+  points, mask = gmm._device_points(x, x.mean(0), x.std(0), None)
+  centres = np.stack([x[:4], x[4:8]])
+  statistics = gmm._start_all.lower(points, mask, centres)
+  params = gmm._parameters(gmm._start_all(points, mask, centres), 1e-5)
+  step = gmm._em_step_all.lower(points, mask, params)
+  for lowered in (statistics, step):
+    text = lowered.compile().as_text()
+    assert 'custom_call_target="lapack' not in text
+
+
 def test_more_components_than_points_is_a_clear_error():
   with pytest.raises(ValueError, match="needs at least 5 points"):
     gmm.fit(np.zeros((3, 2), np.float32), 5)

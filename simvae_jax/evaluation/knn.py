@@ -16,22 +16,26 @@ import numpy as np
 from simvae_jax.evaluation.common import count_classes, map_in_batches
 
 
-@functools.partial(jax.jit, static_argnums=(3,))
-def _nearest_labels(train_repr, train_labels, queries, max_k: int):
-  """Labels [Q, max_k] of each query's nearest training points (Euclidean).
+def squared_distances(queries, points):
+  """[Q, N] squared Euclidean distances of queries [Q, d] to points [N, d].
 
-  ``|q|^2 - 2 q.t + |t|^2`` cancels between large terms, so the product runs
+  ``|q|^2 - 2 q.p + |p|^2`` cancels between large terms, so the product runs
   in full float32 (``HIGHEST``), not at the TF32 / bfloat16 passes that GPUs
-  and TPUs use for float32 matmuls by default.
+  and TPUs use for float32 matmuls by default; clipped at 0.
   """
-  products = jnp.matmul(
-      queries, train_repr.T, precision=jax.lax.Precision.HIGHEST
-  )
-  distances = (
+  products = jnp.matmul(queries, points.T, precision=jax.lax.Precision.HIGHEST)
+  return jnp.maximum(
       jnp.sum(queries**2, axis=1, keepdims=True)
       - 2.0 * products
-      + jnp.sum(train_repr**2, axis=1)
+      + jnp.sum(points**2, axis=1),
+      0.0,
   )
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _nearest_labels(train_repr, train_labels, queries, max_k: int):
+  """Labels [Q, max_k] of each query's nearest training points (Euclidean)."""
+  distances = squared_distances(queries, train_repr)
   _, indices = jax.lax.top_k(-distances, max_k)
   return train_labels[indices]
 
