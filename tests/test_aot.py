@@ -43,6 +43,7 @@ def aot_command(*arguments):
   ]
 
 
+@pytest.mark.slow
 def test_the_cli_sizes_the_digits_step_for_a_v5e_slice(cpu_flops):
   completed = subprocess.run(
       aot_command("--topology=v5e:2x2"),
@@ -75,6 +76,7 @@ def test_a_v4_slice_counts_its_megacore_chips(cpu_flops):
   assert total == pytest.approx(cpu_flops, rel=0.05)
 
 
+@pytest.mark.slow
 def test_a_step_larger_than_the_chip_exits_1_naming_the_shortfall():
   completed = subprocess.run(
       aot_command("--topology=v5e:2x2", "--config.batch_size=40000000"),

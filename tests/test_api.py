@@ -25,6 +25,7 @@ def trained(tmp_path_factory, config):
   return workdir, results
 
 
+@pytest.mark.slow
 def test_generative_run_encodes_reconstructs_and_samples(
     tmp_path_factory, test_images
 ):
@@ -52,6 +53,7 @@ def test_generative_run_encodes_reconstructs_and_samples(
     run.encode(images.astype(np.float32))
 
 
+@pytest.mark.slow
 def test_discriminative_run_reconstructs_with_its_posthoc_decoder(
     tmp_path_factory, test_images
 ):

@@ -191,6 +191,7 @@ def test_contrast_scales_about_each_channels_mean(colour_images):
   )
 
 
+@pytest.mark.slow
 def test_colour_views_stay_in_range_and_differ(colour_images):
   config = make_config(**SIMCLR_COLOR)
   views = augment.augment_views(jax.random.PRNGKey(0), colour_images, 4, config)
@@ -200,6 +201,7 @@ def test_colour_views_stay_in_range_and_differ(colour_images):
     assert float(jnp.abs(views[:, 0] - views[:, j]).mean()) > 1e-2
 
 
+@pytest.mark.slow
 def test_jitter_and_grayscale_rates_match_their_probabilities(colour_images):
   """With fixed crops (same key), a view was jittered iff it differs from its
   colour-free twin, and grayscaled iff its channels are equal."""

@@ -241,6 +241,7 @@ def test_vicreg_many_views_averages_pairs():
   )
 
 
+@pytest.mark.slow
 def test_vicreg_coefficients():
   config = tiny_digits_config(
       method="vicreg",
@@ -309,6 +310,7 @@ def test_moco_queue_rolls():
   np.testing.assert_array_equal(rolled[2:], queue[:4])
 
 
+@pytest.mark.slow
 def test_moco_step_updates_queue_and_momentum_encoder():
   config = tiny_digits_config(
       method="moco",

@@ -12,6 +12,7 @@ from conftest import REPO, tiny_digits_config
 from simvae_jax import benchmarking as benchmark
 
 
+@pytest.mark.slow
 def test_benchmark_reports_measured_numbers():
   config = tiny_digits_config(batch_size=16, num_views=5)
   result = benchmark.benchmark(
@@ -39,6 +40,7 @@ def test_benchmark_reports_measured_numbers():
   )
 
 
+@pytest.mark.slow
 def test_benchmark_compares_device_counts():
   completed = subprocess.run(
       [
@@ -88,6 +90,7 @@ def test_loop_benchmark_runs_the_training_loop_around_an_idle_step():
   assert result["real_state_images_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_the_accelerator_check_runs_every_part_with_small_settings(tmp_path):
   """The prepared device check on CPU: devices and yardsticks, the step at
   J = 2 and 10 in both dtypes, the host ceiling at 1 and 8 steps per

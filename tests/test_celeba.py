@@ -108,6 +108,7 @@ def test_missing_folder_files_are_clear_errors(tmp_path):
     celeba.load(folder_config(tmp_path), "train")
 
 
+@pytest.mark.slow
 def test_the_folder_is_decoded_once_into_a_cache_with_its_provenance(
     tmp_path, capsys
 ):
@@ -190,6 +191,7 @@ def test_hair_colour_task_uses_images_with_exactly_one_colour():
   np.testing.assert_array_equal(classes[mask], [0, 2, 3])
 
 
+@pytest.mark.slow
 def test_tasks_score_probes_knn_and_majority(folder):
   rng = np.random.default_rng(0)
   attributes = rng.integers(0, 2, (300, len(NAMES)))
@@ -291,6 +293,7 @@ def test_tfds_celeb_a_is_cropped_resized_and_has_attributes():
   )
 
 
+@pytest.mark.slow
 def test_celeba_config_end_to_end_on_a_folder(folder, tmp_path):
   root, _ = folder
   workdir = tmp_path / "run"

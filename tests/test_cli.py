@@ -13,6 +13,9 @@ import pytest
 
 from conftest import REPO
 
+# Every test here starts processes: the fast tier leaves them out.
+pytestmark = pytest.mark.slow
+
 DIGITS = [
     "--config=configs/digits.py",
     "--config.num_steps=2",

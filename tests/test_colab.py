@@ -8,6 +8,7 @@ from conftest import REPO
 nbclient = pytest.importorskip("nbclient")
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path):
   notebook = nbformat.read(REPO / "colabs" / "quickstart.ipynb", as_version=4)
   parameters = [

@@ -123,6 +123,7 @@ def test_process_slices_are_disjoint_and_cover_the_data():
   assert seen[0] | seen[1] == set(range(48))
 
 
+@pytest.mark.slow
 def test_global_batches_do_not_depend_on_the_process_count():
   source = make_source(50)
   one = labels_of(pipeline.make_train_dataset(source, 8, seed=3), 18)

@@ -45,6 +45,7 @@ def test_probe_on_labels_unrelated_to_features_is_at_chance(hidden):
   assert abs(result["acc"] - 0.25) < 0.05
 
 
+@pytest.mark.slow
 def test_probe_learns_a_nonlinear_boundary_only_with_a_hidden_layer():
   # XOR of two coordinates: linearly inseparable, easy for the MLP probe.
   rng = np.random.default_rng(0)
@@ -80,6 +81,7 @@ def test_epoch_is_chosen_on_validation(separable):
   assert fast["epoch"] < 10 and fast["val_acc"] == 1.0
 
 
+@pytest.mark.slow
 def test_probes_trained_together_equal_each_trained_alone(separable):
   """All probes of an evaluation train in one program (stacked, padded to the
   largest split and class count): each result equals training it alone."""

@@ -32,6 +32,7 @@ def run_script(script: str, tmp_path, *flags) -> str:
   return tmp_path / "results"
 
 
+@pytest.mark.slow
 def test_finished_job_is_skipped_and_changed_config_reruns(tmp_path):
   workdir = str(tmp_path / "job")
   config = tiny_digits_config(num_steps=4)
@@ -63,6 +64,7 @@ def test_mean_and_error():
   assert runs.format_mean_error([0.5]) == "50.0"
 
 
+@pytest.mark.slow
 def test_table1_script_on_digits(tmp_path):
   notes = tmp_path / "notes.md"
   notes.write_text("## Discussion\nhand-written\n")
@@ -150,6 +152,7 @@ def test_changed_keys_ignore_fields_added_after_the_run():
   assert workdir.changed_keys(previous, current) == ["method", "old_field"]
 
 
+@pytest.mark.slow
 def test_style_vs_content_script_on_digits(tmp_path):
   run_script(
       "style_vs_content",
@@ -170,6 +173,7 @@ def test_style_vs_content_script_on_digits(tmp_path):
   assert "Command: `python experiments/style_vs_content.py" in report
 
 
+@pytest.mark.slow
 def test_ablation_j_script_on_digits(tmp_path):
   run_script(
       "ablation_j", tmp_path, "--views=1,2", "--seeds=0", "--num_epochs=1"
@@ -187,6 +191,7 @@ def test_ablation_j_script_on_digits(tmp_path):
     assert '"num_views": 1' in file.read()
 
 
+@pytest.mark.slow
 def test_simvae_script_with_a_schedule_and_flips_on_digits(tmp_path):
   run_script(
       "simvae_mnist_fmnist",
@@ -223,6 +228,7 @@ def test_an_interrupted_job_is_not_marked_finished(tmp_path, monkeypatch):
   assert final["step"] == 4
 
 
+@pytest.mark.slow
 def test_lr_sweep_chooses_on_validation_and_reports_test_once(tmp_path):
   results = run_script(
       "lr_sweep",
@@ -244,6 +250,7 @@ def test_lr_sweep_chooses_on_validation_and_reports_test_once(tmp_path):
   assert val(chosen) >= val(other)  # the best validation MLP probe
 
 
+@pytest.mark.slow
 def test_lr_sweep_then_trains_the_chosen_rate_longer_and_tests_only_that(
     tmp_path,
 ):

@@ -78,6 +78,7 @@ def test_nonfinite_step_stops_the_run_naming_it(workdir):
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2"]
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_skips_the_update_and_counts_it(workdir):
   experiment = experiment_with_a_nan_batch(skip_nonfinite=True)
   state = train.train(experiment, workdir)
@@ -89,6 +90,7 @@ def test_skip_nonfinite_skips_the_update_and_counts_it(workdir):
   assert {"grad_norm", "param_norm", "learning_rate"} <= set(metrics[0])
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
   workdir = tmp_path / "preempted"
   process = start(digits_command(workdir, 600))

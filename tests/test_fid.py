@@ -146,6 +146,7 @@ def test_inception_weights_load_from_a_pytorch_fid_file(tmp_path):
     inception.load_weights(str(tmp_path / "broken.npz"))
 
 
+@pytest.mark.slow
 def test_offline_classifier_is_deterministic_and_separates(tmp_path):
   rng = np.random.default_rng(5)
   labels = rng.integers(0, 2, 400)
@@ -171,6 +172,7 @@ def test_offline_classifier_is_deterministic_and_separates(tmp_path):
   assert flipped > 10 * same
 
 
+@pytest.mark.slow
 def test_run_reports_fid_of_samples_and_reconstructions(workdir, tmp_path):
   config = tiny_digits_config(
       **{

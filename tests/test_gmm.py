@@ -128,5 +128,6 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_points_split_over_eight_devices_fit_the_same_mixture():
   assert run_on_eight_devices(SHARDED).strip() == "ok"

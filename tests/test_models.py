@@ -172,7 +172,10 @@ def test_transposed_conv_matches_the_definition(
   np.testing.assert_allclose(got, flax_out, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["auto", "phases", "scatter"])
+@pytest.mark.parametrize(
+    "method",
+    ["auto", "phases", pytest.param("scatter", marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize(
     "side, kernel_size, stride, padding, output_padding", LAYER_SHAPES
 )
@@ -211,7 +214,9 @@ def test_unknown_transposed_conv_method_is_rejected():
     )
 
 
-@pytest.mark.parametrize("side", [15, 30, 31])
+@pytest.mark.parametrize(
+    "side", [15, 30, pytest.param(31, marks=pytest.mark.slow)]
+)
 def test_max_pool_equals_flax_max_pool_with_gradient(side):
   x = jnp.asarray(
       np.random.default_rng(side).normal(size=(2, side, side, 3)), jnp.float32
@@ -238,6 +243,7 @@ def conv_network_loss_gradient(conv_method, platform, compute: bool):
   return text, gradients
 
 
+@pytest.mark.slow
 def test_auto_kernels_are_cpu_forms_on_cpu_only(conv_method):
   """``auto`` runs the CPU-tuned transposed convolution (a custom_vjp) and
   max-pool rewrite on CPU, XLA's own convolution and reduce_window on GPU
@@ -279,12 +285,14 @@ def conv_method():
   return method, params, state
 
 
+@pytest.mark.slow
 def test_init_returns_batch_statistics_for_conv_networks(conv_method):
   _, _, state = conv_method
   assert set(state) == {"encoder", "decoder"}
   assert set(state["encoder"]) == {"batch_stats"}
 
 
+@pytest.mark.slow
 def test_inference_representations_do_not_depend_on_the_batch(conv_method):
   method, params, state = conv_method
   images = jax.random.uniform(jax.random.PRNGKey(1), (6, 8, 8, 1))
@@ -301,6 +309,7 @@ def test_inference_representations_do_not_depend_on_the_batch(conv_method):
   assert not np.allclose(train_alone[0], train_together[0][:2], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_training_pass_updates_running_averages_with_momentum_0_9(conv_method):
   method, params, state = conv_method
   views = jax.random.uniform(jax.random.PRNGKey(2), (4, 2, 8, 8, 1))
@@ -328,6 +337,7 @@ def test_training_pass_updates_running_averages_with_momentum_0_9(conv_method):
   )
 
 
+@pytest.mark.slow
 def test_stem_bias_before_batchnorm_gets_no_gradient(conv_method):
   """The released encoder's stem conv bias is followed by BatchNorm, which
   removes any per-channel constant: its gradient vanishes (up to rounding)."""
@@ -342,6 +352,7 @@ def test_stem_bias_before_batchnorm_gets_no_gradient(conv_method):
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["simvae", "simclr"])
 def test_bfloat16_loss_is_close_to_float32(name):
   """bfloat16 layers with float32 parameters: the loss on a fixed batch is

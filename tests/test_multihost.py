@@ -19,6 +19,9 @@ from simvae_jax.train import Experiment
 
 from conftest import REPO, load_repo_config
 
+# Every test here starts processes: the fast tier leaves them out.
+pytestmark = pytest.mark.slow
+
 # Long enough that a SIGTERM after the first checkpoint (passed on in about a
 # second) stops the run well before its end.
 STEPS, CHECKPOINT_EVERY = 48, 4

@@ -14,7 +14,9 @@ from simvae_jax.experiment import Experiment
 from conftest import params_equal, tiny_digits_config
 
 
-@pytest.mark.parametrize("method", ["simvae", "simclr"])
+@pytest.mark.parametrize(
+    "method", ["simvae", pytest.param("simclr", marks=pytest.mark.slow)]
+)
 def test_self_supervised_training_is_bitwise_the_same_with_the_probe(
     tmp_path, method
 ):
@@ -36,6 +38,7 @@ def test_self_supervised_training_is_bitwise_the_same_with_the_probe(
   assert runs[True].online_probe["params"]["kernel"].shape == (4, 10)
 
 
+@pytest.mark.slow
 def test_the_probe_learns_is_logged_resumes_and_is_scored_apart(tmp_path):
   overrides = {
       "online_probe.enabled": True,

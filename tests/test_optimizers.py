@@ -81,6 +81,7 @@ def test_bad_optimizer_settings_are_rejected(overrides):
     optimizers.validate_config(optimizer_config(**overrides))
 
 
+@pytest.mark.slow
 def test_learning_rate_is_logged_and_lars_trains(workdir):
   config = tiny_conv_config(
       method="simclr",

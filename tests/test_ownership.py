@@ -151,6 +151,7 @@ def test_ownership_is_reentrant_and_released_on_errors(tmp_path):
   assert not (tmp_path / ownership.LOCK_FILE).exists()
 
 
+@pytest.mark.slow
 def test_eval_mode_reads_a_workdir_being_trained_without_writing_training_state(
     tmp_path, live_pid, capsys
 ):
@@ -194,6 +195,7 @@ def assert_ends_like(straight, workdir):
   assert not (workdir / ownership.LOCK_FILE).exists()  # released at the end
 
 
+@pytest.mark.slow
 def test_a_second_run_is_refused_while_the_first_trains(tmp_path, straight):
   workdir = tmp_path / "run"
   first = start(digits_command(workdir, STEPS))
@@ -217,6 +219,7 @@ def test_a_second_run_is_refused_while_the_first_trains(tmp_path, straight):
   assert_ends_like(straight, workdir)  # no duplicated steps, same parameters
 
 
+@pytest.mark.slow
 def test_a_sigkilled_owners_lock_is_taken_over_and_the_run_resumes_bitwise(
     tmp_path, straight
 ):
@@ -235,6 +238,7 @@ def test_a_sigkilled_owners_lock_is_taken_over_and_the_run_resumes_bitwise(
   assert_ends_like(straight, workdir)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not hasattr(resource, "prlimit"), reason="needs Linux's prlimit"
 )

@@ -4,6 +4,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from simvae_jax import outputs, posthoc_decoder, train
 from simvae_jax.data import pipeline
@@ -57,6 +58,7 @@ def test_random_encoder_is_evaluated_untrained(workdir):
   assert results["label"]["recon_mse"] > 0
 
 
+@pytest.mark.slow
 def test_discriminative_reconstruction_error_only_after_decoder_training(
     workdir,
 ):

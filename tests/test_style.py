@@ -130,6 +130,7 @@ def pixel_scores(name, representation=lambda x: x.reshape(len(x), -1)):
   return suite.evaluate(task_data, {name: task_data}, config, seed=0)[1][name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["hflip", "vflip", "rotation"])
 def test_raw_pixels_solve_flips_and_rotations(name):
   scores = pixel_scores(name)
@@ -148,6 +149,7 @@ def test_a_constant_representation_scores_chance():
   assert abs(scores["majority_acc"] - 0.25) < 0.08, scores
 
 
+@pytest.mark.slow
 def test_style_tasks_in_a_run(workdir):
   config = tiny_digits_config()
   config.eval.tasks = ("style",)

@@ -25,6 +25,7 @@ from conftest import (
 )
 
 
+@pytest.mark.slow
 def test_run_writes_its_outputs(workdir):
   config = tiny_digits_config(
       num_steps=8, log_every=3, **{"eval.every_steps": 4}
@@ -79,7 +80,11 @@ def test_run_writes_its_outputs(workdir):
 
 
 @pytest.mark.parametrize(
-    "make_config", [tiny_digits_config, tiny_conv_config], ids=["mlp", "conv"]
+    "make_config",
+    [
+        pytest.param(tiny_digits_config, id="mlp"),
+        pytest.param(tiny_conv_config, id="conv", marks=pytest.mark.slow),
+    ],
 )
 def test_resume_matches_uninterrupted_run(tmp_path, make_config):
   straight = Experiment.from_config(make_config(num_steps=8))
@@ -101,6 +106,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, make_config):
   ) == outputs.read_jsonl(str(tmp_path / "restarted" / "metrics.jsonl"))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path):
   overrides = [
       "--config.num_steps=600",
@@ -146,6 +152,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
   ) == outputs.read_jsonl(str(killed / "metrics.jsonl"))
 
 
+@pytest.mark.slow
 def test_eval_mode_reevaluates_the_latest_checkpoint(workdir):
   config = tiny_digits_config()
   trained = train.train_and_evaluate(config, workdir)
@@ -164,6 +171,7 @@ def test_eval_mode_without_checkpoint_is_an_error_and_creates_nothing(tmp_path):
   assert list(workdir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_evaluation_history_is_append_only(workdir):
   """Re-evaluating or lengthening a run keeps every earlier evaluation; a
   resumed run drops only what an interrupted run logged after its checkpoint."""
@@ -197,6 +205,7 @@ def test_evaluation_history_is_append_only(workdir):
   assert metrics == sorted(set(metrics)) and metrics[-1] == 12
 
 
+@pytest.mark.slow
 def test_command_line_overrides(tmp_path):
   completed = subprocess.run(
       [
@@ -244,6 +253,7 @@ def test_invalid_configs_are_rejected(overrides):
     Experiment.from_config(tiny_digits_config(**overrides))
 
 
+@pytest.mark.slow
 def test_digits_default_learns(workdir):
   """The README's main run: SimVAE beats the untrained encoder on held-out digits."""
   config = load_repo_config("digits")
@@ -257,6 +267,7 @@ def test_digits_default_learns(workdir):
   )
 
 
+@pytest.mark.slow
 def test_short_mnist_run_learns(workdir):
   config = load_repo_config("mnist", "authors")
   config.data.source, config.data.path = "npz", shared_dataset("mnist.npz")
@@ -272,6 +283,7 @@ def test_short_mnist_run_learns(workdir):
   assert results["label"]["knn_acc"] > 0.85
 
 
+@pytest.mark.slow
 def test_cifar10_config_runs_end_to_end_on_colour_images(tmp_path):
   """configs/cifar10.py through the command line at tiny widths: colour views,
   conv networks with BatchNorm, the npz source with two training parts."""
@@ -319,6 +331,7 @@ def test_cifar10_config_runs_end_to_end_on_colour_images(tmp_path):
   assert metrics[-1]["step"] == 3 and np.isfinite(metrics[-1]["loss"])
 
 
+@pytest.mark.slow
 def test_readme_quick_start_command_with_a_relative_workdir(tmp_path):
   """The README's main command as written (a relative --workdir)."""
   completed = subprocess.run(
@@ -373,6 +386,7 @@ def test_dispatches_end_on_multiples_of_k_and_at_the_last_step():
   assert list(train.dispatch_ends(13, 13, 4)) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["simvae", "moco"])
 def test_k_steps_per_dispatch_equal_k_single_steps(tmp_path, method):
   """K steps fused into one compiled call (lax.scan) give bitwise the same
