@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 
 from simvae_jax import (
     checkpointing,
@@ -97,8 +97,8 @@ class TrainedRun:
 
 def load(workdir: str) -> TrainedRun:
   """The run in ``workdir`` at its latest readable checkpoint."""
-  with open(os.path.join(workdir, run_dir.CONFIG_FILE)) as file:
-    config = ml_collections.ConfigDict(_tuples(json.load(file)))
+  config_text = (epath.Path(workdir) / run_dir.CONFIG_FILE).read_text()
+  config = ml_collections.ConfigDict(_tuples(json.loads(config_text)))
   info = run_dir.read_run_info(workdir)
   image_shape = tuple(info["image_shape"])
   method = methods.make_method(config, image_shape)
@@ -112,7 +112,7 @@ def load(workdir: str) -> TrainedRun:
       method, optimizer, image_shape, config.seed, mesh, monitor
   )
   checkpointer = checkpointing.Checkpointer(
-      os.path.join(workdir, run_dir.CHECKPOINTS), read_only=True
+      str(epath.Path(workdir) / run_dir.CHECKPOINTS), read_only=True
   )
   state, step = checkpointer.restore(abstract)
   checkpointer.close()

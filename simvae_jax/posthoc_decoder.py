@@ -11,11 +11,11 @@ instead of checkpointing it.
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import optax
 import tqdm
+from etils import epath
 from flax import serialization
 
 from simvae_jax import seeding, sharding
@@ -133,21 +133,23 @@ def save(workdir: str, params: dict, model_state: dict) -> None:
       "params": params["decoder"],
       "model_state": model_state.get("decoder", {}),
   }
-  with open(os.path.join(workdir, FILE), "wb") as file:
-    file.write(serialization.to_bytes(jax.device_get(decoder)))
+  (epath.Path(workdir) / FILE).write_bytes(
+      serialization.to_bytes(jax.device_get(decoder))
+  )
 
 
 def restore(workdir: str, params: dict, model_state: dict):
   """(params, model_state) with the decoder saved by ``save``, if there is one."""
-  path = os.path.join(workdir, FILE)
-  if not os.path.exists(path):
+  path = epath.Path(workdir) / FILE
+  if not path.exists():
     return params, model_state
   template = {
       "params": params["decoder"],
       "model_state": model_state.get("decoder", {}),
   }
-  with open(path, "rb") as file:
-    decoder = serialization.from_bytes(jax.device_get(template), file.read())
+  decoder = serialization.from_bytes(
+      jax.device_get(template), path.read_bytes()
+  )
   model_state = dict(model_state)
   if decoder["model_state"]:
     model_state["decoder"] = decoder["model_state"]

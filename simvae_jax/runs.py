@@ -14,6 +14,7 @@ import os
 import time
 
 import numpy as np
+from etils import epath
 
 from simvae_jax import outputs, train
 from simvae_jax import workdir as run_dir
@@ -116,13 +117,10 @@ def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
   Returns (final eval.json, eval history with an ``epoch`` field, wall seconds
   of the invocations that finished the job).
   """
-  job_path = os.path.join(workdir, "job.json")
+  job_path = epath.Path(workdir) / "job.json"
   resolved = run_dir.resolved(config)
   run_dir.check_resumable(config, workdir)
-  job = {}
-  if os.path.exists(job_path):
-    with open(job_path) as file:
-      job = json.load(file)
+  job = json.loads(job_path.read_text()) if job_path.exists() else {}
   if job.get("config") != resolved or not job.get("finished", True):
     started = time.time()
     result = train.train_and_evaluate(config, workdir)
@@ -132,20 +130,19 @@ def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
         "wall_seconds": job.get("wall_seconds", 0.0) + time.time() - started,
         "finished": not interrupted,
     }
-    os.makedirs(workdir, exist_ok=True)
-    with open(job_path, "w") as file:
-      json.dump(job, file)
+    job_path.parent.mkdir(parents=True, exist_ok=True)
+    job_path.write_text(json.dumps(job))
     if interrupted:
       raise Interrupted(
           f"{workdir} was stopped by a signal at step {result['step']} "
           f"(checkpoint saved); re-run the same command to resume."
       )
   per_epoch = epoch_length(config)
-  history = outputs.read_jsonl(os.path.join(workdir, "eval_history.jsonl"))
+  history = outputs.read_jsonl(str(epath.Path(workdir) / "eval_history.jsonl"))
   for entry in history:
     entry["epoch"] = entry["step"] / per_epoch
-  with open(os.path.join(workdir, "eval.json")) as file:
-    return json.load(file), history, job["wall_seconds"]
+  final = json.loads((epath.Path(workdir) / "eval.json").read_text())
+  return final, history, job["wall_seconds"]
 
 
 def mean_and_error(values) -> tuple[float, float]:
