@@ -1,5 +1,7 @@
 """SimVAE on MNIST: MLP 784-2000-500-500-(2*10), J = 10 (``:authors`` for J = 2).
 
+Variants ``:authors``, ``:quick`` and ``encoder=NAME`` combine with commas.
+
 Offline: --config.data.source=npz --config.data.path=../shared/datasets/mnist.npz
 """
 

@@ -219,17 +219,30 @@ def get_digits_config() -> ml_collections.ConfigDict:
   return config
 
 
-def checked_variant(variant: str | None, variants: tuple[str, ...]) -> str:
-  """``variant`` (default: the first, the paper's), or a clear error."""
-  variant = variant or variants[0]
-  if variant not in variants:
-    raise ValueError(
-        f"Unknown config variant {variant!r}; choose one of {variants}"
-    )
-  return variant
+def parse_variant(arg: str | None, flags: tuple[str, ...]) -> dict:
+  """The variants of ``--config=configs/NAME.py:ARG``, which compose:
+  comma-separated flags from ``flags`` (``paper``, the first, is the default
+  and changes nothing) and ``encoder=NAME`` (any registered encoder), e.g.
+  ``quick,encoder=resnet18``. Returns {"flags": set of names, "encoder": name
+  or None}; raises a clear error naming the choices."""
+  chosen = {"flags": set(), "encoder": None}
+  for part in filter(None, (arg or "").split(",")):
+    key, equals, value = part.partition("=")
+    if equals and key == "encoder" and value in models.ENCODERS:
+      chosen["encoder"] = value
+    elif not equals and key in flags:
+      chosen["flags"].add(key)
+    else:
+      raise ValueError(
+          f"Unknown config variant {part!r}; combine any of {flags} and "
+          f"encoder=NAME with NAME one of {tuple(models.ENCODERS)}, separated "
+          f"by commas (e.g. quick,encoder=resnet18)"
+      )
+  return chosen
 
 
-# Variants of the MNIST-like configs, chosen as ``--config=configs/mnist.py:NAME``.
+# Variants of the MNIST-like configs, chosen as ``--config=configs/mnist.py:NAME``
+# (combined with commas, see ``parse_variant``).
 MNIST_VARIANTS = ("paper", "authors", "quick")
 
 
@@ -245,28 +258,31 @@ def get_mnist_like_config(
   untrained-encoder comparison: training and evaluation in under 10 minutes on
   2 CPU cores.
   """
-  variant = checked_variant(variant, MNIST_VARIANTS)
+  variant = parse_variant(variant, MNIST_VARIANTS)
   config = get_base_config()
   config.data.source = "tfds"
   config.data.name = dataset
-  if variant == "authors":
+  if variant["encoder"]:
+    config.model.encoder = variant["encoder"]
+  if "authors" in variant["flags"]:
     config.num_views = 2
     config.augment.flip = "vertical"
     config.augment.binarize = True
     config.likelihood.name = "bernoulli"
-  if variant == "quick":
+  if "quick" in variant["flags"]:
     config.optimizer.learning_rate = 1e-3
     config.num_epochs = 7
     config.eval.compare_untrained = False
   return config
 
 
-# Variants of the CIFAR-10 config, chosen as ``--config=configs/cifar10.py:NAME``.
+# Variants of the CIFAR-10 config, chosen as ``--config=configs/cifar10.py:NAME``
+# (combined with commas, see ``parse_variant``).
 CIFAR10_VARIANTS = ("paper", "authors", "resnet18", "quick")
 
 
 def natural_image_config(
-    dataset: str, variant: str
+    dataset: str, variant: dict
 ) -> ml_collections.ConfigDict:
   """What the colour datasets share: the released code's conv networks (latent
   64), 64 images x J = 10 views, crop scale [0.6, 1], horizontal flip, SimCLR
@@ -274,7 +290,8 @@ def natural_image_config(
   Gaussian likelihood with a sigmoid mean (log sigma_x^2 = -4.6), sigma^2 =
   0.15, Adam 8e-5 (eps 1e-4). ``authors`` switches to the released code's views
   (J = 2, jitter always, no grayscale, vertical flip), ``resnet18`` to the SSL
-  libraries' ResNet-18 encoder."""
+  libraries' ResNet-18 encoder (as does ``encoder=resnet18``); ``variant``
+  from ``parse_variant``."""
   config = get_base_config()
   config.data.source = "tfds"
   config.data.name = dataset
@@ -286,13 +303,15 @@ def natural_image_config(
   config.augment.color_jitter_prob = 0.8
   config.augment.grayscale_prob = 0.2
   config.log_every = 50
-  if variant == "authors":
+  if "authors" in variant["flags"]:
     config.num_views = 2
     config.augment.color_jitter_prob = 1.0
     config.augment.grayscale_prob = 0.0
     config.augment.flip = "vertical"
-  if variant == "resnet18":
+  if "resnet18" in variant["flags"]:
     config.model.encoder = "resnet18"
+  if variant["encoder"]:
+    config.model.encoder = variant["encoder"]
   return config
 
 
@@ -300,9 +319,9 @@ def get_cifar10_config(variant: str | None) -> ml_collections.ConfigDict:
   """SimVAE on CIFAR-10: ``natural_image_config`` for 400 epochs (``paper``,
   the default), ``authors``, ``resnet18``, or ``quick``: a CPU setting (see
   README) that trains and evaluates in about 20 minutes on 2 cores."""
-  variant = checked_variant(variant, CIFAR10_VARIANTS)
+  variant = parse_variant(variant, CIFAR10_VARIANTS)
   config = natural_image_config("cifar10", variant)
-  if variant == "quick":
+  if "quick" in variant["flags"]:
     config.num_views = 4
     config.num_epochs = 1
     config.optimizer.learning_rate = 1e-3
@@ -322,12 +341,12 @@ def get_celeba_config(variant: str | None) -> ml_collections.ConfigDict:
   one epoch over a fixed 20,000-image subset, Adam 1e-3, evaluation on 10,000
   training images (a CPU setting; CelebA images are not on these machines, so
   its time is an estimate from the step time)."""
-  variant = checked_variant(variant, CELEBA_VARIANTS)
+  variant = parse_variant(variant, CELEBA_VARIANTS)
   config = natural_image_config("celeb_a", variant)
   config.data.center_crop = 140
   config.data.image_size = 64
   config.eval.tasks = ("celeba_hair", "celeba_attributes")
-  if variant == "quick":
+  if "quick" in variant["flags"]:
     config.num_views = 2
     config.num_epochs = 1
     config.data.train_subset = 20000

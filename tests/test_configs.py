@@ -48,6 +48,29 @@ def test_quick_variant_is_the_paper_setting_with_a_short_fast_schedule():
   assert quick.optimizer.learning_rate > paper.optimizer.learning_rate
 
 
+def test_variants_compose():
+  """``quick,encoder=resnet18``: the quick schedule with the ResNet-18
+  encoder (the exclusive names could not say it); flags and the keyword in
+  any order; a wrong part is one error naming the choices."""
+  quick = load_repo_config("cifar10", "quick")
+  both = load_repo_config("cifar10", "quick,encoder=resnet18")
+  assert both.model.encoder == "resnet18"
+  assert both.to_dict() == dict(
+      quick.to_dict(), model=dict(quick.model.to_dict(), encoder="resnet18")
+  )
+  assert load_repo_config("cifar10", "encoder=resnet18,quick") == both
+  authors_quick = load_repo_config("mnist", "authors,quick")
+  assert authors_quick.num_views == 2 and authors_quick.augment.binarize
+  assert (
+      authors_quick.num_epochs == load_repo_config("mnist", "quick").num_epochs
+  )
+  assert load_repo_config("celeba", "quick,authors").data.train_subset == 20000
+  for wrong in ("quick,encoder=vgg", "quick,fast", "quick,views=2"):
+    with pytest.raises(ValueError, match="encoder=NAME") as error:
+      load_repo_config("cifar10", wrong)
+    assert wrong.split(",")[1] in str(error.value)
+
+
 def test_cifar10_config_is_the_paper_setting():
   paper = load_repo_config("cifar10")
   assert (paper.batch_size, paper.num_views, paper.num_epochs) == (64, 10, 400)
