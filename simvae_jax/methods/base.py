@@ -12,6 +12,8 @@ A method owns its networks and is used through pure functions of arrays:
   (scalar, (terms, model_state, method_state))``, differentiated w.r.t. params,
   with the networks in training mode (batch statistics over all B*J views);
 * ``after_update(method_state, new_params) -> method_state`` (e.g. momentum);
+* ``frozen_parts``: names of ``params`` entries the step never changes (the
+  post-hoc decoder of the discriminative methods);
 * ``represent(params, model_state, images [N, H, W, C]) -> [N, D]`` and
   ``reconstruct`` for evaluation, in inference mode (running statistics);
   generative methods also ``sample``.
@@ -65,6 +67,10 @@ class Method:
 
   # Methods that learn nothing (the random encoder) set this to False.
   trainable = True
+  # Parts of ``params`` that self-supervised steps leave exactly as they are
+  # (the discriminative methods' post-hoc decoder, trained afterwards): no
+  # weight decay or other optimiser update reaches them.
+  frozen_parts: tuple[str, ...] = ()
 
   def objective(
       self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array

@@ -37,6 +37,7 @@ class DiscriminativeMethod(Method):
   decoder: nn.Module
   latent_dim: int
   generative = False
+  frozen_parts = ("decoder",)
 
   def init(self, rng: jax.Array, image_shape: Sequence[int]):
     latents = jnp.zeros((1, self.latent_dim), jnp.float32)
