@@ -23,7 +23,7 @@ import numpy as np
 from absl import flags, logging
 
 import common
-from simvae_jax import runs
+from simvae_jax import methods, runs
 from simvae_jax.paper import DATASET_NAMES
 
 common.define_flags(
@@ -32,7 +32,6 @@ common.define_flags(
 FLAGS = common.FLAGS
 _VIEWS = flags.DEFINE_list("views", ["1", "2", "4", "6", "10"], "Values of J.")
 _METHODS = flags.DEFINE_list("methods", ["simvae", "simclr"], "Methods.")
-MIN_VIEWS = {"simclr": 2}  # contrastive methods need a positive pair
 METRICS = ("mlp_probe_acc", "knn_acc")
 
 
@@ -49,7 +48,7 @@ def settings():
       (method, views)
       for method in _METHODS.value
       for views in map(int, _VIEWS.value)
-      if views >= MIN_VIEWS.get(method, 1)
+      if views >= methods.min_views(method)
   ]
 
 

@@ -29,14 +29,14 @@ import numpy as np
 from absl import logging
 
 import common
-from simvae_jax import runs
+from simvae_jax import methods, runs
 from simvae_jax.paper import DATASET_NAMES
 
 common.define_flags(root="runs/style_vs_content", name="style_vs_content")
 common.define_method_flags()
 FLAGS = common.FLAGS
 # H2: SimVAE keeps style that discriminative SSL methods discard.
-SSL_METHODS = ("simclr", "moco", "vicreg")
+SSL_METHODS = methods.SELF_SUPERVISED
 
 
 def make_config(method: str, dataset: str, seed: int):

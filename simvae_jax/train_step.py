@@ -113,7 +113,7 @@ def train_step(
       params=params,
       model_state=model_state,
       opt_state=opt_state,
-      method_state=method.after_update(method_state, params),
+      method_state=method.after_update(method_state, params, state.step + 1),
   )
   if skip_nonfinite:
     keep = lambda new, old: jnp.where(finite, new, old)

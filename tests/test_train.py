@@ -1,5 +1,6 @@
 """End-to-end runs: outputs contract, exact resume, kill and resume, learning."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -416,6 +417,35 @@ def test_k_steps_per_dispatch_equal_k_single_steps(tmp_path, method):
   assert [m["step"] for m in logged[0]] == [4, 8, 10]
   assert logged[0] == logged[1]
   assert sorted(os.listdir(tmp_path / "fused" / "checkpoints")) == ["10", "8"]
+
+
+@pytest.mark.parametrize("per_dispatch", [1, 3])
+def test_after_update_receives_each_step_number(tmp_path, per_dispatch):
+  """``after_update`` gets the step just taken (1, 2, ...), so a method can
+  schedule its momentum (BYOL): a method that sums them has 1 + ... + 6 = 21
+  after 6 steps, one per call or fused three per call."""
+  experiment = Experiment.from_config(
+      tiny_digits_config(
+          num_steps=6,
+          log_every=3,
+          checkpoint_every=6,
+          steps_per_dispatch=per_dispatch,
+      )
+  )
+  base = experiment.method
+
+  class SumsSteps(type(base)):
+
+    def init_method_state(self, params, model_state, rng):
+      return {"sum": jnp.zeros((), jnp.int32)}
+
+    def after_update(self, method_state, params, step):
+      return {"sum": method_state["sum"] + step}
+
+  fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+  experiment = dataclasses.replace(experiment, method=SumsSteps(**fields))
+  state = train.train(experiment, str(tmp_path))
+  assert int(state.method_state["sum"]) == 21
 
 
 def test_intervals_must_be_multiples_of_the_steps_per_dispatch():

@@ -43,6 +43,13 @@ DISCRIMINATIVE = {
 METHODS = tuple(sorted({**GENERATIVE, **DISCRIMINATIVE}))
 # Methods whose loss compares views of one image: they need J >= 2.
 MULTI_VIEW = ("simclr", "vicreg", "moco")
+# The discriminative methods that learn (every one but the random encoder).
+SELF_SUPERVISED = tuple(name for name in DISCRIMINATIVE if name != "random")
+
+
+def min_views(name: str) -> int:
+  """The smallest J the method ``name`` trains with."""
+  return 2 if name in MULTI_VIEW else 1
 
 
 def make_autoencoder(config, image_shape: Sequence[int]) -> GaussianAutoencoder:
@@ -70,7 +77,7 @@ def make_discriminative_parts(config, image_shape: Sequence[int]) -> dict:
 def make_method(config, image_shape: Sequence[int]):
   """Builds the method named ``config.method``."""
   name = config.method
-  if name in MULTI_VIEW and config.num_views < 2:
+  if config.num_views < min_views(name):
     raise ValueError(
         f"{name} compares views of an image: it needs num_views >= 2, "
         f"got {config.num_views}"

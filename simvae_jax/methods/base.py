@@ -11,7 +11,9 @@ A method owns its networks and is used through pure functions of arrays:
 * ``loss(params, model_state, method_state, views [B, J, H, W, C], rng) ->
   (scalar, (terms, model_state, method_state))``, differentiated w.r.t. params,
   with the networks in training mode (batch statistics over all B*J views);
-* ``after_update(method_state, new_params) -> method_state`` (e.g. momentum);
+* ``after_update(method_state, new_params, step) -> method_state`` (e.g. a
+  momentum encoder; ``step``: int32 [], the step just taken, counted from 1,
+  for schedules such as BYOL's momentum);
 * ``frozen_parts``: names of ``params`` entries the step never changes (the
   post-hoc decoder of the discriminative methods);
 * ``represent(params, model_state, images [N, H, W, C]) -> [N, D]`` and
@@ -96,6 +98,8 @@ class Method:
     loss, (terms, model_state) = self.objective(params, model_state, views, rng)
     return loss, (terms, model_state, method_state)
 
-  def after_update(self, method_state: dict, params: dict) -> dict:
-    del params
+  def after_update(
+      self, method_state: dict, params: dict, step: jax.Array
+  ) -> dict:
+    del params, step
     return method_state

@@ -105,7 +105,10 @@ class MoCo(DiscriminativeMethod):
     )
     return loss, ({"info_nce": loss}, model_state, method_state)
 
-  def after_update(self, method_state: dict, params: dict) -> dict:
+  def after_update(
+      self, method_state: dict, params: dict, step: jax.Array
+  ) -> dict:
+    del step  # a constant momentum
     query_params = {part: params[part] for part in _MOMENTUM_PARTS}
     return dict(
         method_state,
