@@ -43,7 +43,8 @@ CASES = {
     ),
     "unknown variant": (
         ["--config=configs/mnist.py:fast"],
-        "Unknown config variant 'fast'; choose one of",
+        "Unknown config variant 'fast'; combine any of ('paper', 'authors',"
+        " 'quick') and encoder=NAME",
     ),
     "unknown config key": (
         DIGITS + ["--config.num_step=10"],
