@@ -23,16 +23,6 @@ CURVE_METRICS = {
     "knn_acc": "C1",
     "linear_probe_acc": "C2",
 }
-ALL_METHODS = (
-    "random",
-    "simclr",
-    "moco",
-    "vicreg",
-    "vae",
-    "beta_vae",
-    "cr_vae",
-    "simvae",
-)
 
 
 def define_flags(
@@ -91,7 +81,7 @@ def define_flags(
 
 def define_method_flags() -> None:
   """Flags of scripts that train several methods with one shared setting."""
-  flags.DEFINE_list("methods", list(ALL_METHODS), "Methods.")
+  flags.DEFINE_list("methods", list(methods.names()), "Methods.")
   flags.DEFINE_integer("num_views", 0, "J; 0 keeps the config's (paper: 10).")
   flags.DEFINE_integer("posthoc_decoder_steps", 0, "0 keeps the config's.")
 
@@ -217,10 +207,10 @@ def plot_curves(panels: dict, references: dict, path: str) -> None:
 
 def run_method_jobs(make_config) -> tuple[dict, dict, dict]:
   """``run_jobs`` over ``--methods``, in ``--root/<method>/<dataset>_seed<k>``."""
-  unknown = [m for m in FLAGS.methods if m not in methods.METHODS]
+  unknown = [m for m in FLAGS.methods if m not in methods.REGISTRY]
   if unknown:
     raise app.UsageError(
-        f"Unknown methods {unknown}; choose from {methods.METHODS}"
+        f"Unknown methods {unknown}; choose from {methods.names()}"
     )
   return run_jobs(
       FLAGS.methods,

@@ -36,7 +36,7 @@ common.define_flags(root="runs/style_vs_content", name="style_vs_content")
 common.define_method_flags()
 FLAGS = common.FLAGS
 # H2: SimVAE keeps style that discriminative SSL methods discard.
-SSL_METHODS = methods.SELF_SUPERVISED
+SSL_METHODS = methods.self_supervised()
 
 
 def make_config(method: str, dataset: str, seed: int):

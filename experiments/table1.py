@@ -48,15 +48,6 @@ _NOTES = flags.DEFINE_string(
 )
 
 METRICS = ("mlp_probe_acc", "knn_acc", "linear_probe_acc", "gmm_acc")
-# Config sections holding each method's own hyperparameters.
-METHOD_SECTIONS = {
-    "beta_vae": "beta_vae",
-    "cr_vae": "cr_vae",
-    "simclr": "simclr",
-    "vicreg": "vicreg",
-    "moco": "moco",
-    "simvae": "simvae",
-}
 
 
 def make_config(method: str, dataset: str, seed: int):
@@ -121,7 +112,7 @@ def sample_rows(dataset: str) -> list:
   return [
       (m, job_file(m, dataset, "samples.npz")["samples"][:16])
       for m in FLAGS.methods
-      if m in methods.GENERATIVE
+      if m in methods.generative()
   ]
 
 
@@ -175,7 +166,7 @@ through their post-hoc decoder).
 
 
 def samples_line(name: str) -> str:
-  if not any(m in methods.GENERATIVE for m in FLAGS.methods):
+  if not any(m in methods.generative() for m in FLAGS.methods):
     return ""
   return (
       "\nPrior samples of the generative methods (first seed):\n\n"
@@ -235,9 +226,9 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
     )
   config = make_config("simvae", FLAGS.datasets[0], 0)
   hyper = "\n".join(
-      f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[METHOD_SECTIONS[m]].to_dict()}"
+      f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[m].to_dict()}"
       for m in FLAGS.methods
-      if m in METHOD_SECTIONS
+      if methods.spec(m).defaults
   )
   total_wall = sum(
       sum(w) for per_dataset in walls.values() for w in per_dataset.values()
@@ -290,7 +281,7 @@ def main(argv):
       os.path.join(FLAGS.results, f"{name}_reconstructions.png"),
       reconstruction_rows,
   )
-  if any(m in methods.GENERATIVE for m in FLAGS.methods):
+  if any(m in methods.generative() for m in FLAGS.methods):
     grid_figure(os.path.join(FLAGS.results, f"{name}_samples.png"), sample_rows)
   report = write_report(finals, walls, common.command_line(), name)
   if _NOTES.value:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from simvae_jax import models
+from simvae_jax import methods, models
 
 
 def get_base_config() -> ml_collections.ConfigDict:
@@ -84,20 +84,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.likelihood = ml_collections.ConfigDict(
       dict(name="gaussian", log_variance=-4.6, mean_link="identity")
   )
-  # p(z^1..z^J|y) variance sigma^2, and the N(0, I) prior on the mean latent.
-  config.simvae = ml_collections.ConfigDict(
-      dict(prior_variance=0.15, mean_prior=True)
-  )
-  # Baselines' hyperparameters.
-  config.beta_vae = ml_collections.ConfigDict(dict(beta=4.0))
-  config.cr_vae = ml_collections.ConfigDict(dict(consistency_weight=1.0))
-  config.simclr = ml_collections.ConfigDict(dict(temperature=0.5))
-  config.vicreg = ml_collections.ConfigDict(
-      dict(invariance_weight=25.0, variance_weight=25.0, covariance_weight=1.0)
-  )
-  config.moco = ml_collections.ConfigDict(
-      dict(temperature=0.2, queue_size=4096, momentum=0.99)
-  )
+  # Each method's hyperparameters, config.<method>, with the defaults its
+  # module declares (methods/*.py SPEC), e.g. simvae.prior_variance (the
+  # variance sigma^2 of p(z^1..z^J|y)), simclr.temperature.
+  for name, spec in methods.REGISTRY.items():
+    if spec.defaults:
+      config[name] = ml_collections.ConfigDict(dict(spec.defaults))
   # Decoder trained on frozen representations of discriminative methods:
   # num_epochs epochs of the training split, at most as many steps as the
   # run's own schedule (num_steps / num_epochs), unless num_steps > 0 asks

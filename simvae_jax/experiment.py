@@ -196,11 +196,7 @@ class Experiment:
   def parameter_counts(self) -> dict:
     """{"encoder <name>": count, ...} for each network of the method."""
     params = self.abstract_state().params
-    names = {
-        "encoder": self.config.model.encoder,
-        "decoder": self.config.model.decoder,
-        "head": "mlp",
-    }
+    names = type(self.method).architectures(self.config)
     return {
         f"{part} {names[part]}": models.count_parameters(params[part])
         for part in params

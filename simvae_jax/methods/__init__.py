@@ -5,87 +5,70 @@ after_update, represent, reconstruct); generative methods (``generative =
 True``) also ``sample``, discriminative ones have a ``decoder_loss`` for their
 post-hoc decoder; ``trainable`` is False for the random encoder, which is never
 updated.
+
+A method is one module ending in a ``base.MethodSpec`` (its config section
+with defaults, the views it needs) and one line below. Everything else (the
+config's sections, experiments, tests) reads this registry. A method defined
+outside the package is added with ``register(spec)`` before its config is
+built.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from simvae_jax import models
-from simvae_jax.methods import cr_vae, likelihoods, moco, simclr, simvae, vae, vicreg
-from simvae_jax.methods.autoencoder import GaussianAutoencoder
-from simvae_jax.methods.discriminative import RandomEncoder
+from simvae_jax.methods import cr_vae, discriminative, moco, simclr, simvae
+from simvae_jax.methods import vae, vicreg
+from simvae_jax.methods.base import Method, MethodSpec
 
-GENERATIVE = {
-    "simvae": simvae.build,
-    "vae": vae.build_vae,
-    "beta_vae": vae.build_beta_vae,
-    "cr_vae": cr_vae.build,
-}
-DISCRIMINATIVE = {
-    "simclr": lambda config, **parts: simclr.SimCLR(
-        **parts, temperature=float(config.simclr.temperature)
-    ),
-    "vicreg": lambda config, **parts: vicreg.VICReg(
-        **parts,
-        invariance_weight=float(config.vicreg.invariance_weight),
-        variance_weight=float(config.vicreg.variance_weight),
-        covariance_weight=float(config.vicreg.covariance_weight),
-    ),
-    "moco": lambda config, **parts: moco.MoCo(
-        **parts,
-        temperature=float(config.moco.temperature),
-        queue_size=int(config.moco.queue_size),
-        momentum=float(config.moco.momentum),
-    ),
-    "random": lambda config, **parts: RandomEncoder(**parts),
-}
-METHODS = tuple(sorted({**GENERATIVE, **DISCRIMINATIVE}))
-# Methods whose loss compares views of one image: they need J >= 2.
-MULTI_VIEW = ("simclr", "vicreg", "moco")
-# The discriminative methods that learn (every one but the random encoder).
-SELF_SUPERVISED = tuple(name for name in DISCRIMINATIVE if name != "random")
+# name -> spec, in the paper's table order.
+REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+  """Makes ``spec`` a ``--config.method``; configs built afterwards get its
+  section ``config.<name>``."""
+  if REGISTRY.get(spec.name, spec) is not spec:
+    raise ValueError(f"A different method is registered as {spec.name!r}")
+  REGISTRY[spec.name] = spec
+  return spec
+
+
+register(discriminative.SPEC)
+register(simclr.SPEC)
+register(moco.SPEC)
+register(vicreg.SPEC)
+register(vae.VAE_SPEC)
+register(vae.BETA_VAE_SPEC)
+register(cr_vae.SPEC)
+register(simvae.SPEC)
+
+
+def names() -> tuple[str, ...]:
+  """Every registered method's name, in registration order."""
+  return tuple(REGISTRY)
+
+
+def spec(name: str) -> MethodSpec:
+  if name not in REGISTRY:
+    raise ValueError(f"Unknown method {name!r}; choose one of {list(REGISTRY)}")
+  return REGISTRY[name]
+
+
+def generative() -> tuple[str, ...]:
+  return tuple(n for n, s in REGISTRY.items() if s.generative)
+
+
+def self_supervised() -> tuple[str, ...]:
+  """The discriminative methods that learn by comparing views."""
+  return tuple(n for n, s in REGISTRY.items() if s.self_supervised)
 
 
 def min_views(name: str) -> int:
   """The smallest J the method ``name`` trains with."""
-  return 2 if name in MULTI_VIEW else 1
+  return spec(name).min_views
 
 
-def make_autoencoder(config, image_shape: Sequence[int]) -> GaussianAutoencoder:
-  """The Gaussian autoencoder all generative methods share, from the config."""
-  latent_dim = config.model.latent_dim
-  return GaussianAutoencoder(
-      encoder=models.make_encoder(config.model, output_dim=2 * latent_dim),
-      decoder=models.make_decoder(config.model, image_shape),
-      latent_dim=latent_dim,
-      likelihood=likelihoods.from_config(config.likelihood),
-  )
-
-
-def make_discriminative_parts(config, image_shape: Sequence[int]) -> dict:
-  """Encoder (representation of size latent_dim), head and post-hoc decoder."""
-  latent_dim = config.model.latent_dim
-  return dict(
-      encoder=models.make_encoder(config.model, output_dim=latent_dim),
-      head=models.make_head(config.model),
-      decoder=models.make_decoder(config.model, image_shape),
-      latent_dim=latent_dim,
-  )
-
-
-def make_method(config, image_shape: Sequence[int]):
+def make_method(config, image_shape: Sequence[int]) -> Method:
   """Builds the method named ``config.method``."""
-  name = config.method
-  if config.num_views < min_views(name):
-    raise ValueError(
-        f"{name} compares views of an image: it needs num_views >= 2, "
-        f"got {config.num_views}"
-    )
-  if name in GENERATIVE:
-    return GENERATIVE[name](config, make_autoencoder(config, image_shape))
-  if name in DISCRIMINATIVE:
-    return DISCRIMINATIVE[name](
-        config, **make_discriminative_parts(config, image_shape)
-    )
-  raise ValueError(f"Unknown method {name!r}; choose one of {list(METHODS)}")
+  return spec(config.method).build(config, image_shape)

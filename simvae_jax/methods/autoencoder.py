@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from simvae_jax import models
 from simvae_jax.methods import likelihoods
 from simvae_jax.methods.base import Method, apply_part, init_networks
 
@@ -166,6 +167,21 @@ class GenerativeMethod(Method):
 
   autoencoder: GaussianAutoencoder
   generative = True
+
+  @classmethod
+  def shared_parts(cls, config, image_shape: Sequence[int]) -> dict:
+    """The Gaussian autoencoder every generative method trains."""
+    latent_dim = config.model.latent_dim
+    return dict(
+        autoencoder=GaussianAutoencoder(
+            encoder=models.make_encoder(
+                config.model, output_dim=2 * latent_dim
+            ),
+            decoder=models.make_decoder(config.model, image_shape),
+            latent_dim=latent_dim,
+            likelihood=likelihoods.from_config(config.likelihood),
+        )
+    )
 
   def init(self, rng: jax.Array, image_shape: Sequence[int]):
     return self.autoencoder.init(rng, image_shape)

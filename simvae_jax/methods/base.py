@@ -19,9 +19,15 @@ A method owns its networks and is used through pure functions of arrays:
 * ``represent(params, model_state, images [N, H, W, C]) -> [N, D]`` and
   ``reconstruct`` for evaluation, in inference mode (running statistics);
   generative methods also ``sample``.
+
+A ``MethodSpec`` declares the rest: the method's config section and defaults,
+the views it needs; ``methods.register`` makes it a ``--config.method``.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
 
 import jax
 
@@ -63,16 +69,30 @@ def apply_part(
 class Method:
   """Base of every method: no method state unless a subclass adds one.
 
-  Subclasses define ``init`` and ``objective(params, model_state, views, rng)
-  -> (loss, (terms, model_state))``.
+  Subclasses define ``init``, ``objective(params, model_state, views, rng)
+  -> (loss, (terms, model_state))`` and, per family (generative or
+  discriminative), ``shared_parts`` and ``architectures``.
   """
 
   # Methods that learn nothing (the random encoder) set this to False.
   trainable = True
+  # Generative methods (a decoder in the objective) can ``sample``.
+  generative = False
   # Parts of ``params`` that self-supervised steps leave exactly as they are
   # (the discriminative methods' post-hoc decoder, trained afterwards): no
   # weight decay or other optimiser update reaches them.
   frozen_parts: tuple[str, ...] = ()
+
+  @classmethod
+  def shared_parts(cls, config, image_shape: Sequence[int]) -> dict:
+    """The constructor arguments every method of the family takes (its
+    networks, built from ``config.model``)."""
+    raise NotImplementedError
+
+  @classmethod
+  def architectures(cls, config) -> dict[str, str]:
+    """{part of ``params``: its architecture's name}, for parameter counts."""
+    return {"encoder": config.model.encoder, "decoder": config.model.decoder}
 
   def objective(
       self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
@@ -103,3 +123,43 @@ class Method:
   ) -> dict:
     del params, step
     return method_state
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+  """Everything the package needs to know about a method besides its code.
+
+  The method is built as ``cls(**cls.shared_parts(config, image_shape),
+  **fixed, **config.<name>)``: the section ``config.<name>`` holds the method's
+  hyperparameters, with ``defaults`` (absent when ``defaults`` is empty).
+  """
+
+  name: str
+  cls: type[Method]
+  defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  # The number of views J the loss needs (2 for losses comparing views).
+  min_views: int = 1
+  # Constructor arguments that are not hyperparameters (the VAE's beta = 1).
+  fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def generative(self) -> bool:
+    return self.cls.generative
+
+  @property
+  def self_supervised(self) -> bool:
+    """A discriminative method that learns by comparing views."""
+    return not self.generative and self.min_views >= 2
+
+  def build(self, config, image_shape: Sequence[int]) -> Method:
+    if config.num_views < self.min_views:
+      raise ValueError(
+          f"{self.name} compares views of an image: it needs num_views >= "
+          f"{self.min_views}, got {config.num_views}"
+      )
+    hyperparameters = config[self.name].to_dict() if self.defaults else {}
+    return self.cls(
+        **self.cls.shared_parts(config, image_shape),
+        **self.fixed,
+        **hyperparameters,
+    )

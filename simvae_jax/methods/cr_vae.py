@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from simvae_jax.methods.autoencoder import GenerativeMethod, gaussian_kl
+from simvae_jax.methods.base import MethodSpec
 from simvae_jax.methods.vae import elbo_terms
 
 
@@ -41,7 +42,13 @@ def pairwise_consistency(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
 class CRVAE(GenerativeMethod):
   """ELBO of every view plus ``consistency_weight`` x pairwise posterior KL."""
 
-  consistency_weight: float = 1.0
+  consistency_weight: float
+
+  def __post_init__(self):
+    if self.consistency_weight < 0:
+      raise ValueError(
+          f"cr_vae.consistency_weight must be >= 0, got {self.consistency_weight}"
+      )
 
   def objective(
       self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
@@ -61,7 +68,7 @@ class CRVAE(GenerativeMethod):
     return loss, (terms, model_state)
 
 
-def build(config, autoencoder) -> CRVAE:
-  if config.cr_vae.consistency_weight < 0:
-    raise ValueError("cr_vae.consistency_weight must be >= 0")
-  return CRVAE(autoencoder, float(config.cr_vae.consistency_weight))
+# The consistency term compares views: J >= 2.
+SPEC = MethodSpec(
+    "cr_vae", CRVAE, defaults=dict(consistency_weight=1.0), min_views=2
+)

@@ -16,7 +16,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.methods.base import Method, apply_part, init_networks
+from simvae_jax import models
+from simvae_jax.methods.base import (
+    Method,
+    MethodSpec,
+    apply_part,
+    init_networks,
+)
 
 
 def flatten_views(views: jax.Array) -> jax.Array:
@@ -36,8 +42,22 @@ class DiscriminativeMethod(Method):
   head: nn.Module
   decoder: nn.Module
   latent_dim: int
-  generative = False
   frozen_parts = ("decoder",)
+
+  @classmethod
+  def shared_parts(cls, config, image_shape: Sequence[int]) -> dict:
+    """Encoder (representation of size latent_dim), head and post-hoc decoder."""
+    latent_dim = config.model.latent_dim
+    return dict(
+        encoder=models.make_encoder(config.model, output_dim=latent_dim),
+        head=models.make_head(config.model),
+        decoder=models.make_decoder(config.model, image_shape),
+        latent_dim=latent_dim,
+    )
+
+  @classmethod
+  def architectures(cls, config) -> dict[str, str]:
+    return {**super().architectures(config), "head": "mlp"}
 
   def init(self, rng: jax.Array, image_shape: Sequence[int]):
     latents = jnp.zeros((1, self.latent_dim), jnp.float32)
@@ -134,3 +154,6 @@ class RandomEncoder(DiscriminativeMethod):
 
   def embedding_loss(self, embeddings: jax.Array):
     raise RuntimeError("The random encoder is not trained.")
+
+
+SPEC = MethodSpec("random", RandomEncoder)

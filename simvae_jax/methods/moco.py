@@ -15,6 +15,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from simvae_jax.methods.base import MethodSpec
 from simvae_jax.methods.discriminative import (
     DiscriminativeMethod,
     flatten_views,
@@ -64,9 +65,9 @@ class MoCo(DiscriminativeMethod):
   ``key_state`` (the key encoder's own batch statistics, updated by its
   training-mode passes, as BYOL keeps its target's) and ``queue`` [K, E]."""
 
-  temperature: float = 0.2
-  queue_size: int = 4096
-  momentum: float = 0.99
+  temperature: float
+  queue_size: int
+  momentum: float
 
   def init_method_state(
       self, params: dict, model_state: dict, rng: jax.Array
@@ -116,3 +117,11 @@ class MoCo(DiscriminativeMethod):
             method_state["key_params"], query_params, self.momentum
         ),
     )
+
+
+SPEC = MethodSpec(
+    "moco",
+    MoCo,
+    defaults=dict(temperature=0.2, queue_size=4096, momentum=0.99),
+    min_views=2,
+)

@@ -13,6 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from simvae_jax.methods.base import MethodSpec
 from simvae_jax.methods.discriminative import (
     DiscriminativeMethod,
     flatten_views,
@@ -38,8 +39,11 @@ def nt_xent(embeddings: jax.Array, temperature: float) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class SimCLR(DiscriminativeMethod):
-  temperature: float = 0.5
+  temperature: float
 
   def embedding_loss(self, embeddings: jax.Array):
     loss = nt_xent(embeddings, self.temperature)
     return loss, {"nt_xent": loss}
+
+
+SPEC = MethodSpec("simclr", SimCLR, defaults=dict(temperature=0.5), min_views=2)

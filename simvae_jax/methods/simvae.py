@@ -17,11 +17,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.methods.autoencoder import (
-    GaussianAutoencoder,
-    GenerativeMethod,
-    gaussian_entropy,
-)
+from simvae_jax.methods.autoencoder import GenerativeMethod, gaussian_entropy
+from simvae_jax.methods.base import MethodSpec
 
 
 def simvae_objective(
@@ -74,6 +71,12 @@ class SimVAE(GenerativeMethod):
   prior_variance: float
   mean_prior: bool
 
+  def __post_init__(self):
+    if self.prior_variance <= 0:
+      raise ValueError(
+          f"simvae.prior_variance must be > 0, got {self.prior_variance}"
+      )
+
   def objective(
       self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
   ):
@@ -91,14 +94,6 @@ class SimVAE(GenerativeMethod):
     return loss, (terms, model_state)
 
 
-def build(config, autoencoder: GaussianAutoencoder) -> SimVAE:
-  if config.simvae.prior_variance <= 0:
-    raise ValueError(
-        f"simvae.prior_variance must be > 0, got "
-        f"{config.simvae.prior_variance}"
-    )
-  return SimVAE(
-      autoencoder,
-      float(config.simvae.prior_variance),
-      bool(config.simvae.mean_prior),
-  )
+SPEC = MethodSpec(
+    "simvae", SimVAE, defaults=dict(prior_variance=0.15, mean_prior=True)
+)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from simvae_jax.methods.autoencoder import GenerativeMethod, gaussian_kl
+from simvae_jax.methods.base import MethodSpec
 
 
 def standard_normal_kl(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
@@ -38,7 +39,11 @@ def elbo_terms(out) -> dict:
 class VAE(GenerativeMethod):
   """beta-weighted ELBO per view; ``beta=1`` is the plain VAE."""
 
-  beta: float = 1.0
+  beta: float
+
+  def __post_init__(self):
+    if self.beta <= 0:
+      raise ValueError(f"beta_vae.beta must be > 0, got {self.beta}")
 
   def objective(
       self, params: dict, model_state: dict, views: jax.Array, rng: jax.Array
@@ -53,11 +58,5 @@ class VAE(GenerativeMethod):
     )
 
 
-def build_vae(config, autoencoder) -> VAE:
-  return VAE(autoencoder, beta=1.0)
-
-
-def build_beta_vae(config, autoencoder) -> VAE:
-  if config.beta_vae.beta <= 0:
-    raise ValueError(f"beta_vae.beta must be > 0, got {config.beta_vae.beta}")
-  return VAE(autoencoder, beta=float(config.beta_vae.beta))
+VAE_SPEC = MethodSpec("vae", VAE, fixed=dict(beta=1.0))
+BETA_VAE_SPEC = MethodSpec("beta_vae", VAE, defaults=dict(beta=4.0))

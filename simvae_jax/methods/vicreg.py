@@ -16,6 +16,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from simvae_jax.methods.base import MethodSpec
 from simvae_jax.methods.discriminative import DiscriminativeMethod
 
 
@@ -41,9 +42,9 @@ def vicreg_terms(embeddings: jax.Array, eps: float = 1e-4) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class VICReg(DiscriminativeMethod):
-  invariance_weight: float = 25.0
-  variance_weight: float = 25.0
-  covariance_weight: float = 1.0
+  invariance_weight: float
+  variance_weight: float
+  covariance_weight: float
 
   def embedding_loss(self, embeddings: jax.Array):
     terms = vicreg_terms(embeddings)
@@ -53,3 +54,13 @@ class VICReg(DiscriminativeMethod):
         + self.covariance_weight * terms["covariance"]
     )
     return loss, terms
+
+
+SPEC = MethodSpec(
+    "vicreg",
+    VICReg,
+    defaults=dict(
+        invariance_weight=25.0, variance_weight=25.0, covariance_weight=1.0
+    ),
+    min_views=2,
+)
