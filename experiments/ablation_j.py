@@ -23,8 +23,9 @@ import numpy as np
 from absl import flags, logging
 
 import common
-from simvae_jax import methods, runs
-from simvae_jax.paper import DATASET_NAMES
+import runs
+from simvae_jax import methods
+from paper import dataset_name
 
 common.define_flags(
     root="runs/ablation_j", name="ablation_j", datasets=("mnist",), num_epochs=3
@@ -90,7 +91,7 @@ def plot(finals: dict, path: str) -> None:
             label=f"{method} {metric}",
         )
     ax.set(
-        title=DATASET_NAMES[dataset],
+        title=dataset_name(dataset),
         xlabel="views per image J",
         ylabel="test accuracy (%)",
     )
@@ -102,7 +103,7 @@ def plot(finals: dict, path: str) -> None:
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   config = make_config((_METHODS.value[0], 2), FLAGS.datasets[0], 0)
   header = ["method", "J"] + [
-      f"{DATASET_NAMES[d]} {what}"
+      f"{dataset_name(d)} {what}"
       for d in FLAGS.datasets
       for what in ("MP", "kNN", "wall (min)")
   ]

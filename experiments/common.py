@@ -13,7 +13,8 @@ import matplotlib.figure
 import numpy as np
 from absl import app, flags
 
-from simvae_jax import methods, runs
+import runs
+from simvae_jax import methods
 from simvae_jax.data import augment
 
 FLAGS = flags.FLAGS

@@ -91,8 +91,8 @@ def main(argv):
       experiment.mesh,
   )
   data = (
-      represent(experiment.train_source),
-      sources.targets(experiment.train_source)["label"],
+      represent(experiment.probe_source),
+      sources.targets(experiment.probe_source)["label"],
       represent(test_source),
       sources.targets(test_source)["label"],
   )

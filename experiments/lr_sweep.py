@@ -25,8 +25,8 @@ import jax
 from absl import flags, logging
 
 import common
-from simvae_jax import runs
-from simvae_jax.paper import DATASET_NAMES, paper_accuracy, paper_cell
+import runs
+from paper import dataset_name, paper_accuracy, paper_cell
 
 common.define_flags(
     root="runs/lr_sweep", name="lr_sweep", datasets=("mnist",), num_epochs=3
@@ -143,7 +143,7 @@ def sweep_table(sweep: dict, show_test: bool) -> str:
           else ["", ""]
       )
       lines.append(
-          f"| {method} | {DATASET_NAMES[dataset]} | "
+          f"| {method} | {dataset_name(dataset)} | "
           f"{rate:g}{chosen_mark(rate, per_rate) if rate == best else ''} | "
           f"{cell('mlp_probe_val_acc')} | {cell('knn_val_acc')} | "
           + " | ".join(test)
@@ -163,7 +163,7 @@ def final_section(finals: dict, name: str) -> str:
     ((rate, results),) = per_rate.items()
     cell = lambda key: runs.format_mean_error([r[key] for r in results])
     lines.append(
-        f"| {method} | {DATASET_NAMES[dataset]} | {rate:g} | "
+        f"| {method} | {dataset_name(dataset)} | {rate:g} | "
         f"{cell('mlp_probe_val_acc')} | **{cell('mlp_probe_acc')}** | "
         f"**{cell('knn_acc')}** | {cell('linear_probe_acc')} | "
         f"{paper_cell(method, dataset)} |"
@@ -219,7 +219,7 @@ def main(argv):
   name = common.results_name((".md", ".png") if finals else (".md",))
   if finals:
     titles = {
-        key: f"{key[0]}, {DATASET_NAMES[key[1]]} (lr {rate:g})"
+        key: f"{key[0]}, {dataset_name(key[1])} (lr {rate:g})"
         for key, per_rate in finals.items()
         for rate in per_rate
     }

@@ -19,8 +19,8 @@ import jax
 from absl import logging
 
 import common
-from simvae_jax import runs
-from simvae_jax.paper import DATASET_NAMES, paper_accuracy, paper_cell
+import runs
+from paper import dataset_name, paper_accuracy, paper_cell
 
 common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
 FLAGS = common.FLAGS
@@ -60,12 +60,12 @@ def write_report(finals, walls, command: str, name: str) -> str:
         for m in METRICS
     ]
     rows.append(
-        f"| {DATASET_NAMES[dataset]} | "
+        f"| {dataset_name(dataset)} | "
         + " | ".join(cells)
         + f" | {paper_cell('simvae', dataset)} | {targets_cell(dataset, finals[dataset])} |"
     )
   per_run = "\n".join(
-      f"| {DATASET_NAMES[d]} | {s} | "
+      f"| {dataset_name(d)} | {s} | "
       + " | ".join(f"{100 * f['label'][m]:.2f}" for m in METRICS)
       + f" | {f['label']['knn_k']} | {f['label']['mlp_probe_epoch']} | "
       f"{f['label']['recon_mse']:.4f} | {w / 60:.1f} |"
@@ -123,8 +123,8 @@ def main(argv):
   )
   name = common.results_name()
   common.plot_curves(
-      {DATASET_NAMES[d]: h for d, h in histories.items()},
-      {DATASET_NAMES[d]: paper_accuracy("simvae", d) for d in histories},
+      {dataset_name(d): h for d, h in histories.items()},
+      {dataset_name(d): paper_accuracy("simvae", d) for d in histories},
       os.path.join(FLAGS.results, f"{name}.png"),
   )
   command = common.command_line()

@@ -29,8 +29,9 @@ import numpy as np
 from absl import logging
 
 import common
-from simvae_jax import methods, runs
-from simvae_jax.paper import DATASET_NAMES
+import runs
+from simvae_jax import methods
+from paper import dataset_name
 
 common.define_flags(root="runs/style_vs_content", name="style_vs_content")
 common.define_method_flags()
@@ -123,7 +124,7 @@ def scatter(finals: dict, path: str) -> None:
       )
     ax.set_xlabel("content accuracy (MLP probe, %)")
     ax.set_ylabel("mean style accuracy (MLP probe, %)")
-    ax.set_title(DATASET_NAMES[dataset])
+    ax.set_title(dataset_name(dataset))
     ax.grid(alpha=0.3)
   fig.savefig(path, dpi=120)
 
@@ -169,7 +170,7 @@ def task_table(finals: dict, dataset: str) -> str:
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   config = make_config("simvae", FLAGS.datasets[0], 0)
-  sections = "\n".join(f"""## {DATASET_NAMES[d]}
+  sections = "\n".join(f"""## {dataset_name(d)}
 
 {verdict(finals, d)}
 
@@ -185,7 +186,7 @@ or not; rotation: 0/90/180/270 degrees; crop_position: which quadrant a zoomed
 half-size crop shows; crop_scale: side 1, 0.75 or 0.5 of a zoomed centred crop;
 colour images also hue: shift by 0, 1/4, 1/2, 3/4; grayscale: or not), drawn
 uniformly per image, on the first {config.eval.style_max_examples} images of each
-split ({", ".join(DATASET_NAMES[d] for d in FLAGS.datasets)}). Every task uses the content
+split ({", ".join(dataset_name(d) for d in FLAGS.datasets)}). Every task uses the content
 task's protocol (MLP probe epoch and kNN k chosen on a validation split of train,
 test once). H2 (the paper) predicts that SimVAE's style accuracy exceeds that
 of the discriminative SSL methods ({", ".join(SSL_METHODS)}); the verdict

@@ -23,8 +23,10 @@ import numpy as np
 from absl import flags, logging
 
 import common
-from simvae_jax import methods, outputs, paper, runs
-from simvae_jax.paper import DATASET_NAMES, paper_cell
+import paper
+import runs
+from simvae_jax import methods, outputs
+from paper import dataset_name, paper_cell
 
 common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
 FLAGS = common.FLAGS
@@ -88,7 +90,7 @@ def grid_figure(path: str, rows_of) -> None:
         fontsize=7,
     )
     ax.set_xticks([])
-    ax.set_title(DATASET_NAMES[dataset])
+    ax.set_title(dataset_name(dataset))
   fig.savefig(path, dpi=120)
 
 
@@ -135,7 +137,7 @@ def fid_report(finals: dict) -> str:
   lines = [
       "| method | "
       + " | ".join(
-          f"{DATASET_NAMES[d]} FID {what}"
+          f"{dataset_name(d)} FID {what}"
           for d in FLAGS.datasets
           for what in ("samples", "reconstructions")
       )
@@ -178,7 +180,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   header = (
       "| method | "
       + " | ".join(
-          f"{DATASET_NAMES[d]} {name}"
+          f"{dataset_name(d)} {name}"
           for d in FLAGS.datasets
           for name in ("MP", "KNN", "linear", "GMM", "paper MP / KNN")
       )
@@ -198,7 +200,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   recon = [
       "| method | "
       + " | ".join(
-          f"{DATASET_NAMES[d]} {what}"
+          f"{dataset_name(d)} {what}"
           for d in FLAGS.datasets
           for what in ("recon MSE", "wall (min)")
       )
@@ -233,7 +235,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   total_wall = sum(
       sum(w) for per_dataset in walls.values() for w in per_dataset.values()
   )
-  names = " and ".join(DATASET_NAMES[d] for d in FLAGS.datasets)
+  names = " and ".join(dataset_name(d) for d in FLAGS.datasets)
   return f"""# Table 1 on {names} ({FLAGS.num_epochs}-epoch schedule)
 
 Top-1 test accuracy (%) of frozen representations, mean ± standard error over

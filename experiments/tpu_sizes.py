@@ -20,8 +20,8 @@ import time
 
 from absl import app, flags
 
+import runs
 from simvae_jax import aot
-from simvae_jax.base_config import get_celeba_config, get_cifar10_config
 
 _CONFIGS = flags.DEFINE_list("configs", ["cifar10", "celeba"], "Configs.")
 _TOPOLOGIES = flags.DEFINE_list(
@@ -31,10 +31,6 @@ _OUT = flags.DEFINE_string(
     "out", "experiments/results/tpu_sizes.md", "Markdown table to write."
 )
 
-CONFIGS = {
-    "cifar10": lambda: get_cifar10_config(None),
-    "celeba": lambda: get_celeba_config(None),
-}
 HEADER = [
     "| config (global batch x J) | slice | chips | peak GiB/chip | GFLOP/chip"
     " | largest batch/chip |",
@@ -50,7 +46,7 @@ def main(argv):
   largest = {}
   started = time.time()
   for name in _CONFIGS.value:
-    config = CONFIGS[name]()
+    config = runs.load_config(name)
     shape = aot.image_shape_of(config)
     for topology in _TOPOLOGIES.value:
       devices = aot.tpu_devices(topology)

@@ -1,7 +1,11 @@
-"""Defaults shared by every ``configs/<dataset>.py`` (ml_collections).
+"""The config schema and what families of datasets share (ml_collections).
 
-Configs start from ``get_base_config()`` and change what their dataset needs;
-any field can be overridden on the command line, e.g. ``--config.seed=1``.
+Each dataset is one file ``configs/<dataset>.py`` with ``get_config(arg)``: it
+starts from ``get_base_config()`` (every field and its default) or a family
+(``mnist_like_config``, ``natural_image_config``), states the dataset's facts
+(``data``: tfds name, label key, splits, image size, offline files; the
+paper's numbers as ``PAPER_TABLE1``) and its variants (``parse_variant``).
+Any field can be overridden on the command line, e.g. ``--config.seed=1``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ def get_base_config() -> ml_collections.ConfigDict:
       dict(
           source="npz",  # 'digits' | 'npz' | 'tfds' | 'celeba_folder'
           name="mnist",  # tfds dataset name (source='tfds')
+          display_name="",  # for reports ('' = name)
+          label_key="label",  # tfds feature of the class label
+          # The splits that train the method, fit the probes (kNN, GMM; a
+          # validation part is held out of it) and test them.
+          train_split="train",
+          probe_split="train",
+          test_split="test",
           path="",  # .npz file(s), comma-separated; or the CelebA folder
+          # The dataset's .npz files in a folder like ../shared/datasets, for
+          # the experiment scripts' --data_dir (source='npz').
+          offline_files=(),
           data_dir="",  # tfds data_dir ('' = tfds default)
           download=True,  # let tfds download and prepare (needs a network)
           train_subset=0,  # > 0: a fixed random subset of the training split
@@ -192,25 +206,6 @@ def get_base_config() -> ml_collections.ConfigDict:
   return config
 
 
-def get_digits_config() -> ml_collections.ConfigDict:
-  """SimVAE on scikit-learn's bundled 8x8 digits: offline, about 20 s on 2 cores."""
-  config = get_base_config()
-  config.data.source = "digits"
-  config.data.name = "digits"
-  config.num_views = 4
-  config.batch_size = 64
-  config.num_epochs = 150
-  config.augment.crop_scale = (0.6, 1.0)
-  config.augment.flip = "none"  # digits are not mirror-symmetric
-  config.model.encoders.mlp.hidden_sizes = (256, 256)
-  config.model.decoders.mlp.hidden_sizes = (256, 256)
-  config.model.latent_dim = 10
-  config.likelihood.log_variance = -3.0
-  config.optimizer.learning_rate = 1e-3
-  config.log_every = 50
-  return config
-
-
 def parse_variant(arg: str | None, flags: tuple[str, ...]) -> dict:
   """The variants of ``--config=configs/NAME.py:ARG``, which compose:
   comma-separated flags from ``flags`` (``paper``, the first, is the default
@@ -233,27 +228,18 @@ def parse_variant(arg: str | None, flags: tuple[str, ...]) -> dict:
   return chosen
 
 
-# Variants of the MNIST-like configs, chosen as ``--config=configs/mnist.py:NAME``
-# (combined with commas, see ``parse_variant``).
-MNIST_VARIANTS = ("paper", "authors", "quick")
+def mnist_like_config(variant: dict) -> ml_collections.ConfigDict:
+  """What MNIST and Fashion-MNIST share (``variant`` from ``parse_variant``).
 
-
-def get_mnist_like_config(
-    dataset: str, variant: str | None
-) -> ml_collections.ConfigDict:
-  """SimVAE on MNIST or Fashion-MNIST.
-
-  ``paper`` (default): J = 10 views of 64 images, horizontal flips, Gaussian
-  likelihood, Adam 8e-5 for 400 epochs. ``authors``: the released code's
-  setting, 64 images x J = 2, vertical flips, binarised inputs and a Bernoulli
-  likelihood. ``quick``: ``paper`` with Adam 1e-3 for 7 epochs and no
-  untrained-encoder comparison: training and evaluation in under 10 minutes on
-  2 CPU cores.
+  ``paper`` (default): the MLP 784-2000-500-500-(2*10), J = 10 views of 64
+  images, horizontal flips, Gaussian likelihood, Adam 8e-5 for 400 epochs.
+  ``authors``: the released code's setting, 64 images x J = 2, vertical flips,
+  binarised inputs and a Bernoulli likelihood. ``quick``: ``paper`` with Adam
+  1e-3 for 7 epochs and no untrained-encoder comparison: training and
+  evaluation in under 10 minutes on 2 CPU cores.
   """
-  variant = parse_variant(variant, MNIST_VARIANTS)
   config = get_base_config()
   config.data.source = "tfds"
-  config.data.name = dataset
   if variant["encoder"]:
     config.model.encoder = variant["encoder"]
   if "authors" in variant["flags"]:
@@ -268,14 +254,7 @@ def get_mnist_like_config(
   return config
 
 
-# Variants of the CIFAR-10 config, chosen as ``--config=configs/cifar10.py:NAME``
-# (combined with commas, see ``parse_variant``).
-CIFAR10_VARIANTS = ("paper", "authors", "resnet18", "quick")
-
-
-def natural_image_config(
-    dataset: str, variant: dict
-) -> ml_collections.ConfigDict:
+def natural_image_config(variant: dict) -> ml_collections.ConfigDict:
   """What the colour datasets share: the released code's conv networks (latent
   64), 64 images x J = 10 views, crop scale [0.6, 1], horizontal flip, SimCLR
   colour jitter (0.8, 0.8, 0.8, 0.2) with p = 0.8 and grayscale p = 0.2, a
@@ -286,7 +265,6 @@ def natural_image_config(
   from ``parse_variant``."""
   config = get_base_config()
   config.data.source = "tfds"
-  config.data.name = dataset
   config.model.encoder = "resnet_authors"
   config.model.decoder = "resnet_authors"
   config.model.latent_dim = 64
@@ -304,46 +282,4 @@ def natural_image_config(
     config.model.encoder = "resnet18"
   if variant["encoder"]:
     config.model.encoder = variant["encoder"]
-  return config
-
-
-def get_cifar10_config(variant: str | None) -> ml_collections.ConfigDict:
-  """SimVAE on CIFAR-10: ``natural_image_config`` for 400 epochs (``paper``,
-  the default), ``authors``, ``resnet18``, or ``quick``: a CPU setting (see
-  README) that trains and evaluates in about 20 minutes on 2 cores."""
-  variant = parse_variant(variant, CIFAR10_VARIANTS)
-  config = natural_image_config("cifar10", variant)
-  if "quick" in variant["flags"]:
-    config.num_views = 4
-    config.num_epochs = 1
-    config.optimizer.learning_rate = 1e-3
-    config.eval.compare_untrained = False
-    config.posthoc_decoder.num_steps = 300
-  return config
-
-
-CELEBA_VARIANTS = ("paper", "authors", "quick")
-
-
-def get_celeba_config(variant: str | None) -> ml_collections.ConfigDict:
-  """SimVAE on CelebA at 64x64: ``natural_image_config`` (the networks at 64
-  px: 4x4 stem, 1,757,632-parameter encoder), faces centre-cropped to 140 px
-  and resized to 64, content label ``Male``, and the style tasks (hair colour,
-  the 20 least imbalanced attributes) in every evaluation. ``quick``: J = 2,
-  one epoch over a fixed 20,000-image subset, Adam 1e-3, evaluation on 10,000
-  training images (a CPU setting; CelebA images are not on these machines, so
-  its time is an estimate from the step time)."""
-  variant = parse_variant(variant, CELEBA_VARIANTS)
-  config = natural_image_config("celeb_a", variant)
-  config.data.center_crop = 140
-  config.data.image_size = 64
-  config.eval.tasks = ("celeba_hair", "celeba_attributes")
-  if "quick" in variant["flags"]:
-    config.num_views = 2
-    config.num_epochs = 1
-    config.data.train_subset = 20000
-    config.optimizer.learning_rate = 1e-3
-    config.eval.max_train_examples = 10000
-    config.eval.compare_untrained = False
-    config.posthoc_decoder.num_steps = 300
   return config

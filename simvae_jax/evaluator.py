@@ -63,9 +63,9 @@ class Evaluator:
     self.workdir = epath.Path(workdir)
     config = experiment.config
     limit = config.eval.max_train_examples or None
-    self.train_source = sources.head(experiment.train_source, limit)
+    self.probe_source = sources.head(experiment.probe_source, limit)
     self.test_source = sources.load_source(config.data, "test")
-    self.train_targets = sources.targets(self.train_source)
+    self.probe_targets = sources.targets(self.probe_source)
     self.test_targets = sources.targets(self.test_source)
     self.attribute_names = self.test_source.attribute_names
     self.tasks = tasks.make_tasks(config.eval.tasks)
@@ -116,7 +116,7 @@ class Evaluator:
     config = self.experiment.config
     represent = representations.compute_representations
     with self.timer("representations"):
-      train_repr = self._map(represent, params, model_state, self.train_source)
+      train_repr = self._map(represent, params, model_state, self.probe_source)
       test_repr = self._map(represent, params, model_state, self.test_source)
     recon_mse = None
     if reconstruction:
@@ -133,7 +133,7 @@ class Evaluator:
     further = tasks.select(
         self.tasks,
         train_repr,
-        self.train_targets,
+        self.probe_targets,
         test_repr,
         self.test_targets,
         self.attribute_names,
@@ -142,7 +142,7 @@ class Evaluator:
     label, task_results = suite.evaluate(
         (
             train_repr,
-            self.train_targets["label"],
+            self.probe_targets["label"],
             test_repr,
             self.test_targets["label"],
         ),
@@ -168,7 +168,7 @@ class Evaluator:
     config = self.experiment.config
     limit = config.eval.style_max_examples
     splits = {
-        "train": sources.read_all(self.train_source, limit)[0],
+        "train": sources.read_all(self.probe_source, limit)[0],
         "test": sources.read_all(self.test_source, limit)[0],
     }
     represented = {}
@@ -290,7 +290,7 @@ class Evaluator:
           config.fid,
           config.data.name,
           *sources.read_all(
-              self.experiment.train_source,
+              self.experiment.probe_source,
               config.fid.classifier_max_examples or None,
           ),
       )

@@ -8,8 +8,10 @@ the initial, abstract (shape-only) and compiled pieces are derived from it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
+import numpy as np
 from etils import epath
 
 from simvae_jax import (
@@ -78,7 +80,14 @@ def _monitor(config, train_source):
     return None
   if train_source is None:
     raise ValueError("The online probe needs the training labels: load data.")
-  num_classes = count_classes(train_source.targets()["label"])
+  labels = train_source.targets()["label"]
+  if np.any(labels < 0):
+    raise ValueError(
+        f"The online probe needs labels on the training split; "
+        f"data.train_split={sources.split_name(config.data, 'train')!r} has "
+        f"unlabelled examples (label -1). Turn online_probe.enabled off."
+    )
+  num_classes = count_classes(labels)
   return num_classes, online_probe.make_optimizer(config.online_probe)
 
 
@@ -149,6 +158,15 @@ class Experiment:
         total_steps,
         _monitor(config, train_source),
     )
+
+  @functools.cached_property
+  def probe_source(self):
+    """The labelled split the probes, kNN and GMM fit on (``data.probe_split``):
+    the training source itself when it names the training split."""
+    data = self.config.data
+    if sources.split_name(data, "probe") == sources.split_name(data, "train"):
+      return self.train_source
+    return sources.load_source(data, "probe")
 
   def train_dataset(self):
     """This process's shuffled, batched, repeated training dataset (grain)."""

@@ -1,7 +1,6 @@
 """Shared fixtures: small configs and the optional offline datasets."""
 
 import atexit
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -29,10 +28,12 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
-from simvae_jax.base_config import get_digits_config  # pylint: disable=g-import-not-at-top
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+# The experiment scripts' helpers (runs.py, paper.py), tested in process.
+sys.path.insert(0, str(REPO / "experiments"))
+
+import runs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def run_on_eight_devices(script: str, timeout: int = 600) -> str:
@@ -66,7 +67,7 @@ def shared_dataset(name: str) -> str:
 
 def tiny_digits_config(**overrides):
   """The digits config shrunk to a small MLP and a few steps, for fast tests."""
-  config = get_digits_config()
+  config = load_repo_config("digits")
   config.num_views = 3
   config.batch_size = 32
   config.num_steps = 8
@@ -112,12 +113,7 @@ def workdir(tmp_path):
 
 def load_repo_config(name: str, arg: str | None = None):
   """``configs/<name>.py``'s get_config(arg), as the command line loads it."""
-  spec = importlib.util.spec_from_file_location(
-      f"configs_{name}", REPO / "configs" / f"{name}.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return runs.load_config(name, arg)
 
 
 def params_equal(a, b) -> bool:

@@ -9,14 +9,11 @@ import sys
 import jax
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_repo_config
 
 pytest.importorskip("libtpu", reason='needs pip install -e ".[tpu]"')
 
 from simvae_jax import aot  # pylint: disable=wrong-import-position
-from simvae_jax.base_config import (  # pylint: disable=wrong-import-position
-    get_digits_config,
-)
 from simvae_jax.experiment import (  # pylint: disable=wrong-import-position
     Experiment,
 )
@@ -28,7 +25,7 @@ DIGITS = (8, 8, 1)
 def cpu_flops():
   """XLA's FLOP count of the digits step on one CPU device (global batch)."""
   experiment = Experiment.from_config(
-      get_digits_config(), jax.devices("cpu")[:1], DIGITS
+      load_repo_config("digits"), jax.devices("cpu")[:1], DIGITS
   )
   return aot._cost(aot.compile_step(experiment, "cpu"))["flops_per_chip"]
 
@@ -70,7 +67,9 @@ def test_the_cli_sizes_the_digits_step_for_a_v5e_slice(cpu_flops):
 
 
 def test_a_v4_slice_counts_its_megacore_chips(cpu_flops):
-  result = aot.size(get_digits_config(), aot.tpu_devices("v4:2x2x1"), DIGITS)
+  result = aot.size(
+      load_repo_config("digits"), aot.tpu_devices("v4:2x2x1"), DIGITS
+  )
   assert result["chips"] == 4
   total = result["flops_per_chip"] * result["chips"]
   assert total == pytest.approx(cpu_flops, rel=0.05)

@@ -14,7 +14,7 @@ from PIL import Image
 from simvae_jax.data import celeba, sources
 from simvae_jax.evaluation import representations, suite, tasks
 
-from conftest import REPO, shared_dataset, tiny_digits_config
+from conftest import REPO, load_repo_config, shared_dataset, tiny_digits_config
 
 FILLERS = [f"Filler_{i}" for i in range(40)]
 NAMES = list(
@@ -271,16 +271,8 @@ def test_representations_stream_a_source_batch_by_batch():
 
 def test_tfds_celeb_a_is_cropped_resized_and_has_attributes():
   tfds = pytest.importorskip("tensorflow_datasets")
-  config = ml_collections.ConfigDict(
-      dict(
-          source="tfds",
-          name="celeb_a",
-          data_dir="",
-          download=False,
-          center_crop=140,
-          image_size=64,
-      )
-  )
+  config = load_repo_config("celeba").data  # tfds celeb_a, 140 -> 64 px
+  config.download = False
   with tfds.testing.mock_data(num_examples=6):
     source = sources.load_source(config, "test")
     assert source[0]["image"].shape == (64, 64, 3)

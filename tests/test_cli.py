@@ -38,8 +38,8 @@ CASES = {
     ),
     "unknown tfds dataset": (
         DIGITS
-        + ["--config.data.source=tfds", "--config.data.name=imagenet2012"],
-        "Unsupported tfds dataset 'imagenet2012'",
+        + ["--config.data.source=tfds", "--config.data.name=no_such_dataset"],
+        "tfds could not download and prepare 'no_such_dataset' (train)",
     ),
     "unknown variant": (
         ["--config=configs/mnist.py:fast"],

@@ -432,9 +432,21 @@ def test_tfds_is_decoded_once_in_memory_or_into_a_memory_mapped_cache(
   assert record["source"] == "tfds" and record["split"] == "train"
 
 
-def test_tfds_rejects_unknown_dataset():
+def test_tfds_names_a_dataset_it_cannot_find_and_a_missing_label_key(
+    tmp_path,
+):
+  tfds = pytest.importorskip("tensorflow_datasets")
   config = ml_collections.ConfigDict(
-      dict(source="tfds", name="imagenet2012", data_dir="", download=False)
+      dict(
+          source="tfds",
+          name="no_such_dataset",
+          data_dir=str(tmp_path),
+          download=False,
+      )
   )
-  with pytest.raises(ValueError, match="celeb_a"):
+  with pytest.raises(ValueError, match="tfds could not find 'no_such_dataset'"):
     sources.load_source(config, "train")
+  config.name, config.label_key = "mnist", "attributes/Male"
+  with tfds.testing.mock_data(num_examples=4):
+    with pytest.raises(ValueError, match="no feature 'attributes/Male'"):
+      sources.load_source(config, "train")

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from simvae_jax import outputs, paper, runs
+import paper
+import runs
+from simvae_jax import outputs
 
 from conftest import REPO, tiny_digits_config
 

@@ -29,7 +29,7 @@ import tqdm
 from simvae_jax.data import cache
 from simvae_jax.data.base import ArraySource
 
-SPLIT_PARTITIONS = {"train": 0, "test": 2}
+SPLIT_PARTITIONS = {"train": 0, "validation": 1, "test": 2}
 LABEL_ATTRIBUTE = "Male"
 
 
@@ -178,6 +178,11 @@ def load(data_config, split: str) -> ArraySource:
     )
   crop = data_config.get("center_crop", 140)
   size = data_config.get("image_size", 64)
+  if split not in SPLIT_PARTITIONS:
+    raise ValueError(
+        f"The CelebA folder has the splits {tuple(SPLIT_PARTITIONS)}, not "
+        f"{split!r}"
+    )
   filenames, names, attributes, partitions = read_annotations(root)
   chosen = partitions == SPLIT_PARTITIONS[split]
   filenames, attributes = filenames[chosen], attributes[chosen]

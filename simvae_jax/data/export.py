@@ -4,6 +4,7 @@ From a dataset tfds can provide (on a machine with a network, or with the
 dataset already prepared in ``--data_dir``)::
 
   python -m simvae_jax.data.export --dataset=mnist --out=mnist.npz
+  python -m simvae_jax.data.export --dataset=stl10 --splits=unlabelled,train,test --out=stl10.npz
 
 or from the original distribution files, without tfds::
 
@@ -14,8 +15,9 @@ or from the original distribution files, without tfds::
   python -m simvae_jax.data.export --from_files=DIR --dataset=cifar10 --out=cifar10.npz
       # DIR is cifar-10-batches-py (data_batch_1..5, test_batch)
 
-The file holds ``x_train``, ``y_train``, ``x_test``, ``y_test`` (uint8 images
-[N, H, W] or [N, H, W, C], integer labels).
+The file holds ``x_<split>`` and ``y_<split>`` for each split (by default
+``train`` and ``test``; uint8 images [N, H, W] or [N, H, W, C], integer
+labels).
 """
 
 from __future__ import annotations
@@ -86,13 +88,26 @@ def cifar10_from_files(directory: str) -> dict:
   return arrays
 
 
-def from_tfds(dataset: str, data_dir: str, download: bool) -> dict:
+def from_tfds(
+    dataset: str,
+    data_dir: str,
+    download: bool,
+    splits=("train", "test"),
+    label_key: str = "label",
+) -> dict:
   config = ml_collections.ConfigDict(
-      dict(source="tfds", name=dataset, data_dir=data_dir, download=download)
+      dict(
+          source="tfds",
+          name=dataset,
+          data_dir=data_dir,
+          download=download,
+          label_key=label_key,
+      )
   )
   arrays = {}
-  for split in sources.SPLITS:
-    images, labels = sources.read_all(sources.load_source(config, split))
+  for split in splits:
+    config.train_split = split
+    images, labels = sources.read_all(sources.load_source(config, "train"))
     arrays[f"x_{split}"], arrays[f"y_{split}"] = images, labels
   return arrays
 
@@ -110,6 +125,8 @@ def export(
     from_files: str = "",
     data_dir: str = "",
     download: bool = True,
+    splits=("train", "test"),
+    label_key: str = "label",
 ) -> dict:
   """Writes ``out`` and returns its arrays."""
   if from_files:
@@ -119,7 +136,7 @@ def export(
       )
     arrays = FROM_FILES[dataset](from_files)
   else:
-    arrays = from_tfds(dataset, data_dir, download)
+    arrays = from_tfds(dataset, data_dir, download, splits, label_key)
   np.savez_compressed(out, **arrays)
   return arrays
 
@@ -137,6 +154,16 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "", "tfds data_dir ('' = default).")
 _DOWNLOAD = flags.DEFINE_bool(
     "download", True, "Let tfds download and prepare."
 )
+_SPLITS = flags.DEFINE_list(
+    "splits",
+    ["train", "test"],
+    "tfds splits to write (STL-10: unlabelled,train,test).",
+)
+_LABEL_KEY = flags.DEFINE_string(
+    "label_key",
+    "label",
+    "tfds feature of the label (celeb_a: attributes/Male).",
+)
 
 
 def main(argv):
@@ -147,6 +174,8 @@ def main(argv):
       _FROM_FILES.value,
       _DATA_DIR.value,
       _DOWNLOAD.value,
+      _SPLITS.value,
+      _LABEL_KEY.value,
   )
   shapes = ", ".join(f"{k} {v.shape}" for k, v in arrays.items())
   print(f"Wrote {_OUT.value}: {shapes}")

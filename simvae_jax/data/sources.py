@@ -1,4 +1,11 @@
-"""The data sources of a config: ``load_source(config.data, split)``.
+"""The data sources of a config: ``load_source(config.data, role)``.
+
+A run reads three roles, each a split of the dataset named in the config:
+``train`` (self-supervised training, ``data.train_split``), ``probe`` (the
+labelled split the probes, kNN and GMM fit on, with a validation part held
+out; ``data.probe_split``, often the same split) and ``test``
+(``data.test_split``). STL-10, for example, trains on ``unlabelled`` and
+probes on ``train``.
 
 Four sources are chosen by ``config.data.source``:
 
@@ -31,7 +38,7 @@ from simvae_jax.data import celeba, npz, tfds_cache
 from simvae_jax.data.base import ArraySource, Source, SubsetSource
 
 SOURCES = ("digits", "npz", "tfds", "celeba_folder")
-SPLITS = ("train", "test")
+ROLES = ("train", "probe", "test")
 
 __all__ = ["ArraySource", "Source", "SubsetSource", "load_source"]
 
@@ -44,6 +51,10 @@ def _digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
   images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
   order = np.random.default_rng(0).permutation(len(images))
   num_train = int(0.8 * len(images))
+  if split not in ("train", "test"):
+    raise ValueError(
+        f"The digits have the splits train and test, not {split!r}"
+    )
   chosen = order[:num_train] if split == "train" else order[num_train:]
   return images[chosen], digits.target[chosen].astype(np.int32)
 
@@ -73,13 +84,20 @@ def _load_split(data_config, split: str) -> Source:
   )
 
 
-def load_source(data_config, split: str) -> Source:
-  """Returns the source of ``split`` ('train' or 'test')."""
-  if split not in SPLITS:
-    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-  source = _load_split(data_config, split)
+def split_name(data_config, role: str) -> str:
+  """The dataset split that plays ``role`` ('train', 'probe' or 'test')."""
+  if role not in ROLES:
+    raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+  default = "train" if role == "probe" else role
+  return data_config.get(f"{role}_split", default) or default
+
+
+def load_source(data_config, role: str) -> Source:
+  """The source of the split that plays ``role`` ('train', 'probe', 'test');
+  ``data.train_subset`` applies to the training role."""
+  source = _load_split(data_config, split_name(data_config, role))
   subset = data_config.get("train_subset", 0)
-  if split == "train" and subset:
+  if role == "train" and subset:
     source = random_subset(source, subset)
   return source
 

@@ -7,6 +7,11 @@ array: in memory when it fits in ``data.cache_memory_gib``, otherwise into a
 memory-mapped cache beside the tfds data (``cache.py``: provenance recorded,
 rebuilt when it changes, safe against interrupted builds).
 
+Any tfds image dataset works: ``data.label_key`` names the feature holding
+the class label (``label``; ``attributes/Male`` for celeb_a), and datasets
+with an ``attributes`` feature also give those (the CelebA tasks). A split
+without labels (STL-10's ``unlabelled``, label -1) serves training only.
+
 A dataset that is neither prepared in ``data_dir`` nor downloadable (no
 network, or a preparation dependency missing) is reported in one line with
 the ways forward.
@@ -22,20 +27,8 @@ import tqdm
 from simvae_jax.data import cache, celeba
 from simvae_jax.data.base import ArraySource
 
-# The label of each dataset; CelebA has attributes instead of a class label.
-LABEL_KEYS = {
-    "mnist": "label",
-    "fashion_mnist": "label",
-    "cifar10": "label",
-    "celeb_a": "attributes/Male",
-}
-
 
 def _open(name: str, split: str, data_dir: str | None, download: bool):
-  if name not in LABEL_KEYS:
-    raise ValueError(
-        f"Unsupported tfds dataset {name!r}; choose one of {sorted(LABEL_KEYS)}"
-    )
   import tensorflow_datasets as tfds  # Imported lazily: slow, optional offline.
 
   try:
@@ -64,6 +57,17 @@ def _image(record, crop: int, size: int) -> np.ndarray:
   return image
 
 
+def _check_label_key(record, label_path: list[str], name: str) -> None:
+  value = record
+  for key in label_path:
+    if not isinstance(value, dict) or key not in value:
+      raise ValueError(
+          f"tfds {name!r} has no feature {'/'.join(label_path)!r} for "
+          f"data.label_key; its features: {sorted(record)}"
+      )
+    value = value[key]
+
+
 def load(data_config, split: str) -> ArraySource:
   """The decoded split of the tfds dataset ``data.name``."""
   name = data_config.name
@@ -80,8 +84,9 @@ def load(data_config, split: str) -> ArraySource:
   attribute_names = (
       tuple(features["attributes"].keys()) if "attributes" in features else ()
   )
-  label_path = LABEL_KEYS[name].split("/")
+  label_path = data_config.get("label_key", "label").split("/")
   count = len(records)
+  _check_label_key(records[0], label_path, name)
   shape = (count, *_image(records[0], crop, size).shape)
   targets = {"label": np.empty(count, np.int32)}
   if attribute_names:

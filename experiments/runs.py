@@ -1,5 +1,8 @@
 """Helpers for experiment scripts that run many (method, dataset, seed) jobs.
 
+The scripts name datasets by their config file (``configs/<dataset>.py``),
+which holds the dataset's facts (``data.offline_files``, ``PAPER_TABLE1``).
+
 A job trains and evaluates in its own workdir. A finished job leaves
 ``job.json`` (its resolved config and the wall seconds spent on it); running it
 again with the same config is skipped, and an interrupted job resumes from its
@@ -9,8 +12,11 @@ that the script stops too (re-running it resumes the job).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
+import pathlib
 import time
 
 import numpy as np
@@ -18,44 +24,40 @@ from etils import epath
 
 from simvae_jax import outputs, train
 from simvae_jax import workdir as run_dir
-from simvae_jax.base_config import (
-    get_cifar10_config,
-    get_digits_config,
-    get_mnist_like_config,
-)
 from simvae_jax.data import pipeline, sources
 
-# The offline files of each dataset in a folder like ../shared/datasets.
-NPZ_FILES = {
-    "mnist": ("mnist.npz",),
-    "fashion_mnist": ("fashion_mnist.npz",),
-    "cifar10": (
-        "cifar10_train_part0.npz",
-        "cifar10_train_part1.npz",
-        "cifar10_test.npz",
-    ),
-}
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
-def dataset_config(dataset: str, variant: str, data_dir: str):
+@functools.cache
+def config_module(dataset: str):
+  """The module ``configs/<dataset>.py`` (its ``get_config`` and the dataset's
+  facts, e.g. ``PAPER_TABLE1``)."""
+  path = CONFIGS / f"{dataset}.py"
+  if not path.exists():
+    known = sorted(p.stem for p in CONFIGS.glob("*.py") if p.stem != "__init__")
+    raise ValueError(f"Unknown dataset {dataset!r}; choose one of {known}")
+  spec = importlib.util.spec_from_file_location(f"configs.{dataset}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config(dataset: str, variant: str | None = None):
+  """``configs/<dataset>.py:<variant>``, as the command line loads it."""
+  return config_module(dataset).get_config(variant)
+
+
+def dataset_config(dataset: str, variant: str | None, data_dir: str):
   """The config of ``dataset`` (variant ``variant``) reading its .npz files
-  from ``data_dir`` (digits: the built-in source)."""
-  if dataset == "digits":
-    return get_digits_config()
-  if dataset not in NPZ_FILES:
-    raise ValueError(
-        f"Unknown dataset {dataset!r}; choose one of "
-        f"{['digits', *NPZ_FILES]}"
+  (``data.offline_files``) from ``data_dir``; datasets without such files
+  (digits) keep their source."""
+  config = load_config(dataset, variant)
+  if config.data.offline_files:
+    config.data.source = "npz"
+    config.data.path = ",".join(
+        os.path.join(data_dir, f) for f in config.data.offline_files
     )
-  config = (
-      get_cifar10_config(variant)
-      if dataset == "cifar10"
-      else get_mnist_like_config(dataset, variant)
-  )
-  config.data.source = "npz"
-  config.data.path = ",".join(
-      os.path.join(data_dir, f) for f in NPZ_FILES[dataset]
-  )
   return config
 
 
