@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-import runs
+from simvae_jax import configs
 from simvae_jax import benchmarking as benchmark
 from simvae_jax import train
 from simvae_jax.data import npz
@@ -110,7 +110,7 @@ def synthetic_data(folder: str, small: bool) -> str:
 
 
 def base_config(data: str, small: bool):
-  config = runs.load_config("cifar10")
+  config = configs.load("cifar10")
   config.data.source, config.data.path = "npz", data
   config.compilation_cache_dir = ""
   config.eval.compare_untrained = False

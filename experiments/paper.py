@@ -4,13 +4,13 @@ from each dataset's config file (``PAPER_TABLE1`` in ``configs/<dataset>.py``).
 
 import numpy as np
 
-import runs
+from simvae_jax import configs
 
 
 def paper_accuracy(method: str, dataset: str) -> dict:
   """Table 1's {"mlp_probe_acc": %, "knn_acc": %} of ``method`` on ``dataset``
   ({} if the paper does not report it)."""
-  reported = runs.config_module(dataset).PAPER_TABLE1.get(method)
+  reported = configs.module(dataset).PAPER_TABLE1.get(method)
   if reported is None:
     return {}
   return dict(zip(("mlp_probe_acc", "knn_acc"), reported))
@@ -18,7 +18,7 @@ def paper_accuracy(method: str, dataset: str) -> dict:
 
 def dataset_name(dataset: str) -> str:
   """The dataset's name in reports, e.g. 'CIFAR-10' for cifar10."""
-  return runs.load_config(dataset).data.display_name or dataset
+  return configs.load(dataset).data.display_name or dataset
 
 
 def paper_cell(method: str, dataset: str) -> str:

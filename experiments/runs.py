@@ -1,7 +1,7 @@
 """Helpers for experiment scripts that run many (method, dataset, seed) jobs.
 
-The scripts name datasets by their config file (``configs/<dataset>.py``),
-which holds the dataset's facts (``data.offline_files``, ``PAPER_TABLE1``).
+The scripts name datasets by their config (``simvae_jax.configs``), which
+holds the dataset's facts (``data.offline_files``, ``PAPER_TABLE1``).
 
 A job trains and evaluates in its own workdir. A finished job leaves
 ``job.json`` (its resolved config and the wall seconds spent on it); running it
@@ -12,47 +12,23 @@ that the script stops too (re-running it resumes the job).
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import os
-import pathlib
 import time
 
 import numpy as np
 from etils import epath
 
-from simvae_jax import outputs, train
+from simvae_jax import configs, outputs, train
 from simvae_jax import workdir as run_dir
 from simvae_jax.data import pipeline, sources
-
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
-
-
-@functools.cache
-def config_module(dataset: str):
-  """The module ``configs/<dataset>.py`` (its ``get_config`` and the dataset's
-  facts, e.g. ``PAPER_TABLE1``)."""
-  path = CONFIGS / f"{dataset}.py"
-  if not path.exists():
-    known = sorted(p.stem for p in CONFIGS.glob("*.py") if p.stem != "__init__")
-    raise ValueError(f"Unknown dataset {dataset!r}; choose one of {known}")
-  spec = importlib.util.spec_from_file_location(f"configs.{dataset}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def load_config(dataset: str, variant: str | None = None):
-  """``configs/<dataset>.py:<variant>``, as the command line loads it."""
-  return config_module(dataset).get_config(variant)
 
 
 def dataset_config(dataset: str, variant: str | None, data_dir: str):
   """The config of ``dataset`` (variant ``variant``) reading its .npz files
   (``data.offline_files``) from ``data_dir``; datasets without such files
   (digits) keep their source."""
-  config = load_config(dataset, variant)
+  config = configs.load(dataset, variant)
   if config.data.offline_files:
     config.data.source = "npz"
     config.data.path = ",".join(

@@ -20,7 +20,7 @@ import time
 
 from absl import app, flags
 
-import runs
+from simvae_jax import configs
 from simvae_jax import aot
 
 _CONFIGS = flags.DEFINE_list("configs", ["cifar10", "celeba"], "Configs.")
@@ -46,7 +46,7 @@ def main(argv):
   largest = {}
   started = time.time()
   for name in _CONFIGS.value:
-    config = runs.load_config(name)
+    config = configs.load(name)
     shape = aot.image_shape_of(config)
     for topology in _TOPOLOGIES.value:
       devices = aot.tpu_devices(topology)

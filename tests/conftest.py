@@ -33,7 +33,7 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 # The experiment scripts' helpers (runs.py, paper.py), tested in process.
 sys.path.insert(0, str(REPO / "experiments"))
 
-import runs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from simvae_jax import configs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def run_on_eight_devices(script: str, timeout: int = 600) -> str:
@@ -113,7 +113,7 @@ def workdir(tmp_path):
 
 def load_repo_config(name: str, arg: str | None = None):
   """``configs/<name>.py``'s get_config(arg), as the command line loads it."""
-  return runs.load_config(name, arg)
+  return configs.load(name, arg)
 
 
 def params_equal(a, b) -> bool:

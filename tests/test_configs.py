@@ -2,18 +2,35 @@
 
 import pytest
 
-from simvae_jax import train
+from simvae_jax import configs, methods, train
 
 from conftest import load_repo_config
 
 
-@pytest.mark.parametrize(
-    "name", ["digits", "mnist", "fashion_mnist", "cifar10"]
-)
+@pytest.mark.parametrize("name", configs.names())
 def test_config_is_valid(name):
   config = load_repo_config(name)
   train.validate_config(config)
   assert config.method == "simvae"
+  # Every dataset states its facts: a name for reports, the paper's numbers
+  # for every registered method it reports (none for datasets it omits).
+  assert config.data.display_name or name == "digits"
+  table = configs.module(name).PAPER_TABLE1
+  assert set(table) <= set(methods.names())
+  assert all(len(cell) == 2 for cell in table.values())
+
+
+def test_the_package_finds_every_config_the_command_line_reads():
+  assert configs.names() == (
+      "celeba",
+      "cifar10",
+      "digits",
+      "fashion_mnist",
+      "mnist",
+      "stl10",
+  )
+  with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
+    configs.load("imagenet")
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
