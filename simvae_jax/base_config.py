@@ -166,6 +166,19 @@ def get_base_config() -> ml_collections.ConfigDict:
       dict(enabled=False, learning_rate=1e-3)
   )
 
+  # The evaluators of every evaluation (evaluation/evaluators.py), in order:
+  # representation (probes, kNN, GMM, reconstruction error; eval.tasks),
+  # online (with online_probe.enabled), fid (with fid.enabled), images and
+  # latents (final evaluation only), untrained (with eval.compare_untrained).
+  # Leave one out to skip it, e.g. --config.evals=representation,latents.
+  config.evals = (
+      "representation",
+      "online",
+      "fid",
+      "images",
+      "latents",
+      "untrained",
+  )
   config.eval = ml_collections.ConfigDict(
       dict(
           every_steps=0,  # also evaluate every N steps (0: only at the end)

@@ -24,7 +24,7 @@ from simvae_jax import (
     train_step,
 )
 from simvae_jax.data import augment, pipeline, sources
-from simvae_jax.evaluation import tasks
+from simvae_jax.evaluation import evaluators, tasks
 from simvae_jax.evaluation.common import count_classes
 from simvae_jax.train_state import (
     TrainState,
@@ -52,6 +52,7 @@ def validate_config(config) -> None:
   augment.validate_config(config.augment)
   optimizers.validate_config(config.optimizer)
   tasks.make_tasks(config.eval.tasks)
+  evaluators.validate_config(config)
 
 
 def _check_dispatch(config) -> None:

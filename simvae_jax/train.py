@@ -25,6 +25,7 @@ import time
 import jax
 import numpy as np
 import tqdm
+from etils import epath
 from jax.experimental import multihost_utils
 
 from simvae_jax import (
@@ -401,9 +402,14 @@ def evaluate_final(experiment, evaluator, state, workdir: str) -> dict:
     if jax.process_index() == 0:
       print(f"post-hoc decoder: final training MSE {mse:.4f}")
       posthoc_decoder.save(workdir, params, model_state)
-  step = int(state.step)
-  evaluator.save_images(params, model_state, step)
-  return evaluator(params, model_state, step, state.online_probe, final=True)
+  return evaluator(
+      params,
+      model_state,
+      int(state.step),
+      state.online_probe,
+      final=True,
+      reconstruction=True,
+  )
 
 
 def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
@@ -429,6 +435,22 @@ def train_and_evaluate(config, workdir: str, mode: str = "train") -> dict:
   with ownership.owned(workdir, config.lock_stale_minutes):
     run_dir.check_resumable(config, workdir)
     return _run(config, workdir, mode)
+
+
+def _outputs(workdir: str) -> list[str]:
+  """The run's files a user looks at, as far as this run wrote them."""
+  names = (
+      "config.json",
+      "metrics.jsonl",
+      "checkpoints/",
+      "reconstructions.png",
+      "samples.png",
+      "latents.png",
+      "eval.json",
+      "eval_history.jsonl",
+  )
+  path = epath.Path(workdir)
+  return [name for name in names if (path / name.rstrip("/")).exists()]
 
 
 def _run(config, workdir: str, mode: str) -> dict:
@@ -461,11 +483,8 @@ def _run(config, workdir: str, mode: str) -> dict:
   results = evaluate_final(experiment, evaluator, state, workdir)
   writer.close()
   if main:
-    samples = "samples.png, " if experiment.method.generative else ""
     print(
-        f"\nOutputs in {workdir}: config.json, metrics.jsonl, checkpoints/, "
-        f"reconstructions.png, {samples}latents.png, eval.json, "
-        f"eval_history.jsonl (load them in Python: simvae_jax.load(workdir)) "
-        f"({time.time() - started:.0f}s)"
+        f"\nOutputs in {workdir}: {', '.join(_outputs(workdir))} (load them "
+        f"in Python: simvae_jax.load(workdir)) ({time.time() - started:.0f}s)"
     )
   return results

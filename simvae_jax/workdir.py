@@ -35,6 +35,7 @@ RESUMABLE_CHANGES = (
     "data.cache_dir",
     "data.decode_workers",
     "eval.",
+    "evals",
     "fid.",
 )
 

@@ -1,0 +1,104 @@
+"""What every evaluator reads: the splits (``EvalData``) and one
+evaluation's ``Context`` (the parameters being evaluated, whether the decoder
+is ready, the stopwatch, and the representations, computed once for every
+evaluator that needs them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+from etils import epath
+
+from simvae_jax import sharding
+from simvae_jax.data import sources
+from simvae_jax.evaluation import representations
+from simvae_jax.evaluation.common import Stopwatch
+
+
+def is_main_process() -> bool:
+  return jax.process_index() == 0
+
+
+@dataclasses.dataclass
+class EvalData:
+  """The splits an evaluation reads: the probe split (at most
+  ``eval.max_train_examples``) and the test split, their targets in memory,
+  their images streamed."""
+
+  probe: object
+  test: object
+
+  @classmethod
+  def from_experiment(cls, experiment) -> "EvalData":
+    config = experiment.config
+    limit = config.eval.max_train_examples or None
+    return cls(
+        sources.head(experiment.probe_source, limit),
+        sources.load_source(config.data, "test"),
+    )
+
+  @functools.cached_property
+  def probe_targets(self) -> dict:
+    return sources.targets(self.probe)
+
+  @functools.cached_property
+  def test_targets(self) -> dict:
+    return sources.targets(self.test)
+
+
+@dataclasses.dataclass
+class Context:
+  """One evaluation of ``params`` at ``step``. ``reconstruction``: whether
+  the method's decoder is ready (always for generative methods; after the
+  post-hoc decoder for the others); ``monitor``: the online probe's state."""
+
+  experiment: object
+  data: EvalData
+  workdir: epath.Path
+  params: dict
+  model_state: dict
+  step: int
+  final: bool
+  reconstruction: bool
+  timer: Stopwatch
+  monitor: dict | None = None
+
+  def map(self, fn, images):
+    """``fn`` (from ``representations``) over images or a source, sharded."""
+    experiment = self.experiment
+    return fn(
+        experiment.method,
+        self.params,
+        self.model_state,
+        images,
+        experiment.config.augment.binarize,
+        experiment.mesh,
+    )
+
+  @functools.cached_property
+  def representations(self) -> tuple[np.ndarray, np.ndarray]:
+    """(probe split [N, D], test split [M, D]) representations."""
+    with self.timer("representations"):
+      represent = representations.compute_representations
+      return self.map(represent, self.data.probe), self.map(
+          represent, self.data.test
+      )
+
+  def originals(self, images: np.ndarray) -> np.ndarray:
+    """uint8 images as the networks see them: float in [0, 1] (binarised if
+    the config binarises)."""
+    originals = images.astype(np.float32) / 255.0
+    if self.experiment.config.augment.binarize:
+      originals = (originals > 0.5).astype(np.float32)
+    return originals
+
+  def samples(self, key: jax.Array, count: int) -> np.ndarray:
+    """``count`` decoded prior samples [count, H, W, C] (generative methods)
+    drawn with ``key``."""
+    experiment = self.experiment
+    sample = jax.jit(experiment.method.sample, static_argnums=3)
+    key = sharding.replicate(key, experiment.mesh)
+    return np.asarray(sample(self.params, self.model_state, key, count))
