@@ -6,20 +6,18 @@ import json
 
 import pytest
 
-from conftest import load_repo_config, tiny_conv_config
+from conftest import load_repo_config, tiny_digits_config
 
 from simvae_jax import train
 from simvae_jax.data import tfds_cache
 
 
 def tiny_stl10_config(workdir_cache: str):
-  """configs/stl10.py:quick with the tiny conv networks of the tests and a
-  two-step run; the data section (tfds stl10 and its splits) is the file's."""
+  """configs/stl10.py:quick with the tests' tiny MLPs (this test is about
+  the data, not the networks) and a two-step run; the data section (tfds
+  stl10 and its splits) is the file's."""
   config = load_repo_config("stl10", "quick")
-  tiny = tiny_conv_config()
-  config.model = tiny.model
-  config.model.decoders.resnet_authors.widths = (8, 4)  # 96 / 4 = 24 px maps
-  config.model.latent_dim = 8
+  config.model = tiny_digits_config().model
   config.batch_size, config.num_views, config.num_steps = 8, 2, 2
   config.data.train_subset = 0
   config.data.download = False
