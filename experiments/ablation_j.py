@@ -107,9 +107,9 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
       for d in FLAGS.datasets
       for what in ("MP", "kNN", "wall (min)")
   ]
-  lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+  rows = []
   for method, views in settings():
-    cells = []
+    cells = [method, views]
     for dataset in FLAGS.datasets:
       results = finals[(method, views)][dataset]
       cells += [
@@ -121,7 +121,7 @@ def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
               [w / 60 for w in walls[(method, views)][dataset]], scale=1.0
           )
       )
-    lines.append(f"| {method} | {views} | " + " | ".join(cells) + " |")
+    rows.append(cells)
   total_wall = sum(sum(w) for per in walls.values() for w in per.values())
   return f"""# Accuracy against the number of views J ({FLAGS.num_epochs}-epoch schedule)
 
@@ -133,7 +133,7 @@ lr {config.optimizer.learning_rate:g}; the same {runs.describe_setup(config)}.
 SimCLR with J > 2 is its multi-positive form (every other view of the image is
 a positive). Wall time per job covers training and evaluation.
 
-{chr(10).join(lines)}
+{runs.markdown_table(header, rows)}
 
 ![accuracy against J]({name}.png)
 

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+import runs
 from simvae_jax import configs
 from simvae_jax import benchmarking as benchmark
 from simvae_jax import train
@@ -245,14 +246,11 @@ def train_runs(config, steps, deadline, runs, small: bool) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-  keys = list(rows[0])
-  lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-  for row in rows:
-    cells = [
-        f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()
-    ]
-    lines.append("| " + " | ".join(cells) + " |")
-  return "\n".join(lines)
+  """Rows of equal keys as a markdown table (floats to 4 digits)."""
+  fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else v
+  return runs.markdown_table(
+      list(rows[0]), [[fmt(v) for v in row.values()] for row in rows]
+  )
 
 
 def main(argv):

@@ -129,10 +129,7 @@ def chosen_mark(rate: float, per_rate: dict) -> str:
 def sweep_table(sweep: dict, show_test: bool) -> str:
   """One row per (method, dataset, lr); test only for the chosen lr and only
   if ``show_test``."""
-  lines = [
-      "| method | dataset | lr | val MP | val kNN | test MP | test kNN |",
-      "|---|---|---|---|---|---|---|",
-  ]
+  rows = []
   for (method, dataset), per_rate in sweep.items():
     best = chosen_rate(per_rate)
     for rate, results in per_rate.items():
@@ -142,32 +139,57 @@ def sweep_table(sweep: dict, show_test: bool) -> str:
           if rate == best and show_test
           else ["", ""]
       )
-      lines.append(
-          f"| {method} | {dataset_name(dataset)} | "
-          f"{rate:g}{chosen_mark(rate, per_rate) if rate == best else ''} | "
-          f"{cell('mlp_probe_val_acc')} | {cell('knn_val_acc')} | "
-          + " | ".join(test)
-          + " |"
+      rows.append(
+          [
+              method,
+              dataset_name(dataset),
+              f"{rate:g}{chosen_mark(rate, per_rate) if rate == best else ''}",
+              cell("mlp_probe_val_acc"),
+              cell("knn_val_acc"),
+              *test,
+          ]
       )
-  return "\n".join(lines)
+  header = [
+      "method",
+      "dataset",
+      "lr",
+      "val MP",
+      "val kNN",
+      "test MP",
+      "test kNN",
+  ]
+  return runs.markdown_table(header, rows)
 
 
 def final_section(finals: dict, name: str) -> str:
   """The long runs of the chosen rates against the paper's Table 1."""
-  lines = [
-      "| method | dataset | lr | val MP | test MP | test kNN | test linear "
-      "| paper MP / kNN (400 epochs) |",
-      "|---|---|---|---|---|---|---|---|",
-  ]
+  rows = []
   for (method, dataset), per_rate in finals.items():
     ((rate, results),) = per_rate.items()
     cell = lambda key: runs.format_mean_error([r[key] for r in results])
-    lines.append(
-        f"| {method} | {dataset_name(dataset)} | {rate:g} | "
-        f"{cell('mlp_probe_val_acc')} | **{cell('mlp_probe_acc')}** | "
-        f"**{cell('knn_acc')}** | {cell('linear_probe_acc')} | "
-        f"{paper_cell(method, dataset)} |"
+    rows.append(
+        [
+            method,
+            dataset_name(dataset),
+            f"{rate:g}",
+            cell("mlp_probe_val_acc"),
+            f"**{cell('mlp_probe_acc')}**",
+            f"**{cell('knn_acc')}**",
+            cell("linear_probe_acc"),
+            paper_cell(method, dataset),
+        ]
     )
+  header = [
+      "method",
+      "dataset",
+      "lr",
+      "val MP",
+      "test MP",
+      "test kNN",
+      "test linear",
+      "paper MP / kNN (400 epochs)",
+  ]
+  table = runs.markdown_table(header, rows)
   (method, dataset), per_rate = next(iter(finals.items()))
   config = make_final_config((method, next(iter(per_rate))), dataset, 0)
   return f"""
@@ -177,7 +199,7 @@ Each method's chosen rate above, trained again from scratch for
 {_FINAL_EPOCHS.value} epochs ({common.describe_optimizer(config)}); the only
 test numbers of this file.
 
-{chr(10).join(lines)}
+{table}
 
 Test accuracy against epochs (evaluated every {FLAGS.eval_every_epochs} epoch(s); dashed: the paper):
 ![accuracy vs epochs]({name}.png)

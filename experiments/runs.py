@@ -131,6 +131,15 @@ def mean_and_error(values) -> tuple[float, float]:
   return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
+def markdown_table(header, rows) -> str:
+  """A markdown table: ``header`` [columns] and ``rows`` [[cells]] of any
+  values (printed with str)."""
+  lines = ["| " + " | ".join(map(str, header)) + " |"]
+  lines.append("|" + "---|" * len(header))
+  lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+  return "\n".join(lines)
+
+
 def format_mean_error(values, scale: float = 100.0, digits: int = 1) -> str:
   """ "mean ± s.e." of ``scale * values``; just the mean for a single value."""
   mean, error = mean_and_error([scale * v for v in values])

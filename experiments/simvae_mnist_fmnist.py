@@ -53,24 +53,54 @@ def make_config(dataset: str, seed: int):
 
 def write_report(finals, walls, command: str, name: str) -> str:
   config = make_config(FLAGS.datasets[0], 0)
-  rows = []
-  for dataset in FLAGS.datasets:
-    cells = [
-        runs.format_mean_error([f["label"][m] for f in finals[dataset]])
-        for m in METRICS
-    ]
-    rows.append(
-        f"| {dataset_name(dataset)} | "
-        + " | ".join(cells)
-        + f" | {paper_cell('simvae', dataset)} | {targets_cell(dataset, finals[dataset])} |"
-    )
-  per_run = "\n".join(
-      f"| {dataset_name(d)} | {s} | "
-      + " | ".join(f"{100 * f['label'][m]:.2f}" for m in METRICS)
-      + f" | {f['label']['knn_k']} | {f['label']['mlp_probe_epoch']} | "
-      f"{f['label']['recon_mse']:.4f} | {w / 60:.1f} |"
-      for d in FLAGS.datasets
-      for s, f, w in zip(FLAGS.seeds, finals[d], walls[d])
+  summary = runs.markdown_table(
+      [
+          "dataset",
+          "MLP probe",
+          "linear probe",
+          "kNN",
+          "GMM",
+          "paper MP / KNN (400 epochs)",
+          "targets",
+      ],
+      [
+          [dataset_name(dataset)]
+          + [
+              runs.format_mean_error([f["label"][m] for f in finals[dataset]])
+              for m in METRICS
+          ]
+          + [
+              paper_cell("simvae", dataset),
+              targets_cell(dataset, finals[dataset]),
+          ]
+          for dataset in FLAGS.datasets
+      ],
+  )
+  per_run = runs.markdown_table(
+      [
+          "dataset",
+          "seed",
+          "MLP probe",
+          "linear probe",
+          "kNN",
+          "GMM",
+          "k",
+          "probe epoch",
+          "recon MSE",
+          "wall (min)",
+      ],
+      [
+          [dataset_name(d), s]
+          + [f"{100 * f['label'][m]:.2f}" for m in METRICS]
+          + [
+              f["label"]["knn_k"],
+              f["label"]["mlp_probe_epoch"],
+              f"{f['label']['recon_mse']:.4f}",
+              f"{w / 60:.1f}",
+          ]
+          for d in FLAGS.datasets
+          for s, f, w in zip(FLAGS.seeds, finals[d], walls[d])
+      ],
   )
   total_wall = sum(sum(w) for w in walls.values())
   return f"""# SimVAE on MNIST and Fashion-MNIST ({FLAGS.num_epochs}-epoch schedule)
@@ -84,9 +114,7 @@ likelihood (log sigma_x^2 = {config.likelihood.log_variance}), prior sigma^2 =
 {runs.describe_setup(config)}, config
 `configs/<dataset>.py:{FLAGS.variant}`.
 
-| dataset | MLP probe | linear probe | kNN | GMM | paper MP / KNN (400 epochs) | targets |
-|---|---|---|---|---|---|---|
-{chr(10).join(rows)}
+{summary}
 
 Protocol: {finals[FLAGS.datasets[0]][0]["label"]["protocol"]}. The paper (and the
 released code) report the best test accuracy over probe epochs and k instead.
@@ -96,8 +124,6 @@ Accuracy against epochs (mean over seeds, evaluated every {FLAGS.eval_every_epoc
 
 Per run (final evaluation):
 
-| dataset | seed | MLP probe | linear probe | kNN | GMM | k | probe epoch | recon MSE | wall (min) |
-|---|---|---|---|---|---|---|---|---|---|
 {per_run}
 
 Command: `{command}`

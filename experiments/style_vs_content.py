@@ -140,11 +140,12 @@ def task_table(finals: dict, dataset: str) -> str:
       "style mean kNN",
       *short,
   ]
-  lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+  rows = []
   cell = lambda values: runs.format_mean_error(values)
   for method in FLAGS.methods:
     results = finals[method][dataset]
     cells = [
+        method,
         cell([r["label"]["mlp_probe_acc"] for r in results]),
         cell([r["label"]["knn_acc"] for r in results]),
         cell([r["tasks"]["style_mean"]["mlp_probe_acc"] for r in results]),
@@ -154,18 +155,19 @@ def task_table(finals: dict, dataset: str) -> str:
             for n in names
         ),
     ]
-    lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    rows.append(cells)
   chance = finals[FLAGS.methods[0]][dataset][0]["tasks"]
-  lines.append(
-      "| majority baseline | | | "
-      + runs.format_mean_error([chance["style_mean"]["majority_acc"]])
-      + " | | "
-      + " | ".join(
-          runs.format_mean_error([chance[n]["majority_acc"]]) for n in names
-      )
-      + " |"
+  rows.append(
+      [
+          "majority baseline",
+          "",
+          "",
+          cell([chance["style_mean"]["majority_acc"]]),
+          "",
+      ]
+      + [cell([chance[n]["majority_acc"]]) for n in names]
   )
-  return "\n".join(lines)
+  return runs.markdown_table(header, rows)
 
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:

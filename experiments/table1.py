@@ -24,9 +24,10 @@ from absl import flags, logging
 
 import common
 import paper
+import reports
 import runs
 from simvae_jax import methods, outputs
-from paper import dataset_name, paper_cell
+from paper import dataset_name
 
 common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
 FLAGS = common.FLAGS
@@ -48,8 +49,6 @@ _NOTES = flags.DEFINE_string(
     "Markdown file appended to the report (the "
     "discussion of the numbers), so that it survives regeneration.",
 )
-
-METRICS = ("mlp_probe_acc", "knn_acc", "linear_probe_acc", "gmm_acc")
 
 
 def make_config(method: str, dataset: str, seed: int):
@@ -118,8 +117,8 @@ def sample_rows(dataset: str) -> list:
   ]
 
 
-def fid_report(finals: dict) -> str:
-  """FID of samples and reconstructions per method and dataset, if measured."""
+def fid_report(finals: dict, method_names: list, datasets: list) -> str:
+  """``fid_table`` with what it measured, if FID was measured."""
   measured = [
       r["fid"]
       for per in finals.values()
@@ -129,31 +128,6 @@ def fid_report(finals: dict) -> str:
   ]
   if not measured:
     return ""
-  cell = lambda results, key: (
-      runs.format_mean_error([r["fid"][key] for r in results], scale=1.0)
-      if all(key in (r.get("fid") or {}) for r in results)
-      else "—"
-  )
-  lines = [
-      "| method | "
-      + " | ".join(
-          f"{dataset_name(d)} FID {what}"
-          for d in FLAGS.datasets
-          for what in ("samples", "reconstructions")
-      )
-      + " |",
-      "|---" * (1 + 2 * len(FLAGS.datasets)) + "|",
-  ]
-  for method in FLAGS.methods:
-    lines.append(
-        f"| {method} | "
-        + " | ".join(
-            cell(finals[method][d], key)
-            for d in FLAGS.datasets
-            for key in ("samples", "reconstructions")
-        )
-        + " |"
-    )
   features = sorted({m["features"] for m in measured})
   return f"""
 FID against the first {measured[0]["num_images"]} test images (lower is better;
@@ -163,7 +137,7 @@ Samples are decoded prior draws (generative methods only); reconstructions
 decode the representations of those test images (discriminative methods:
 through their post-hoc decoder).
 
-{chr(10).join(lines)}
+{reports.fid_table(finals, method_names, datasets)}
 """
 
 
@@ -177,55 +151,6 @@ def samples_line(name: str) -> str:
 
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
-  header = (
-      "| method | "
-      + " | ".join(
-          f"{dataset_name(d)} {name}"
-          for d in FLAGS.datasets
-          for name in ("MP", "KNN", "linear", "GMM", "paper MP / KNN")
-      )
-      + " |"
-  )
-  lines = [header, "|---" * (1 + 5 * len(FLAGS.datasets)) + "|"]
-  for method in FLAGS.methods:
-    cells = []
-    for dataset in FLAGS.datasets:
-      results = finals[method][dataset]
-      cells += [
-          runs.format_mean_error([r["label"][m] for r in results])
-          for m in METRICS
-      ]
-      cells.append(paper_cell(method, dataset))
-    lines.append(f"| {method} | " + " | ".join(cells) + " |")
-  recon = [
-      "| method | "
-      + " | ".join(
-          f"{dataset_name(d)} {what}"
-          for d in FLAGS.datasets
-          for what in ("recon MSE", "wall (min)")
-      )
-      + " |",
-      "|---" * (1 + 2 * len(FLAGS.datasets)) + "|",
-  ]
-  for method in FLAGS.methods:
-    recon.append(
-        f"| {method} | "
-        + " | ".join(
-            cell
-            for d in FLAGS.datasets
-            for cell in (
-                runs.format_mean_error(
-                    [r["label"]["recon_mse"] for r in finals[method][d]],
-                    scale=1.0,
-                    digits=4,
-                ),
-                runs.format_mean_error(
-                    [w / 60 for w in walls[method][d]], scale=1.0
-                ),
-            )
-        )
-        + " |"
-    )
   config = make_config("simvae", FLAGS.datasets[0], 0)
   hyper = "\n".join(
       f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[m].to_dict()}"
@@ -246,7 +171,7 @@ the same {runs.describe_setup(config)}; discriminative methods add a head
 {tuple(config.model.head_hidden)} -> {config.model.head_dim} and get a decoder trained
 for {config.posthoc_decoder.num_steps} steps on their frozen representations.
 
-{chr(10).join(lines)}
+{reports.accuracy_table(finals, FLAGS.methods, FLAGS.datasets)}
 
 Protocol: {finals[FLAGS.methods[0]][FLAGS.datasets[0]][0]["label"]["protocol"]}.
 
@@ -255,12 +180,12 @@ test accuracy over epochs and k):
 
 {chr(10).join(paper.gaps_over(finals)) or "- none"}
 
-{fid_report(finals)}
+{fid_report(finals, FLAGS.methods, FLAGS.datasets)}
 Reconstruction MSE per pixel on un-augmented test images (decoders of
 discriminative methods trained afterwards on frozen representations) and wall
 time per job (training, post-hoc decoder and evaluation):
 
-{chr(10).join(recon)}
+{reports.cost_table(finals, walls, FLAGS.methods, FLAGS.datasets)}
 
 ![reconstructions]({name}_reconstructions.png)
 {samples_line(name)}

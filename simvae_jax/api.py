@@ -118,7 +118,14 @@ def load(workdir: str) -> TrainedRun:
   checkpointer.close()
   params, model_state = state.params, state.model_state
   if not method.generative:
-    params, model_state = posthoc_decoder.restore(workdir, params, model_state)
+    params, model_state = posthoc_decoder.restore(
+        workdir,
+        params,
+        model_state,
+        method.init_decoder(
+            seeding.purpose_key(config.seed, "init"), image_shape
+        ),
+    )
   return TrainedRun(
       config, method, params, model_state, step, image_shape, mesh
   )

@@ -87,6 +87,55 @@ def _stored(state: TrainState) -> dict:
   return fields
 
 
+def _key_tokens(path) -> tuple:
+  """A pytree key path as plain keys (dict keys, attribute names, indices),
+  the way checkpoint metadata names a leaf."""
+  return tuple(
+      getattr(key, "key", getattr(key, "name", getattr(key, "idx", key)))
+      for key in path
+  )
+
+
+def _restore_template(directory: epath.Path, stored: dict):
+  """(template, select): what to restore the checkpoint in ``directory``
+  with, and the function that gives ``stored``'s tree from what it restores.
+
+  A checkpoint holding leaves the state no longer has (a part that left the
+  state: the discriminative methods' post-hoc decoder, with its optimiser
+  moments, before version 0.1.1) is read whole, by the paths its metadata
+  names, and those leaves are dropped; otherwise ``stored`` itself.
+  """
+  identity = lambda restored: restored
+  handler = ocp.StandardCheckpointHandler()
+  on_disk = handler.metadata(directory / "state").tree
+  disk_keys = {
+      _key_tokens(path)
+      for path, _ in jax.tree_util.tree_flatten_with_path(on_disk)[0]
+  }
+  wanted, treedef = jax.tree_util.tree_flatten_with_path(stored)
+  by_key = {_key_tokens(path): leaf for path, leaf in wanted}
+  if set(by_key) == disk_keys or not set(by_key) < disk_keys:
+    return stored, identity
+  departed = jax.tree.leaves(stored)[0].sharding  # replicated, like the rest
+
+  def leaf_template(path, leaf):
+    key = _key_tokens(path)
+    if key in by_key:
+      return by_key[key]
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=departed)
+
+  template = jax.tree_util.tree_map_with_path(leaf_template, on_disk)
+
+  def select(restored):
+    flat = {
+        _key_tokens(path): value
+        for path, value in jax.tree_util.tree_flatten_with_path(restored)[0]
+    }
+    return jax.tree_util.tree_unflatten(treedef, [flat[key] for key in by_key])
+
+  return template, select
+
+
 class Checkpointer:
   """Saves ``{state, data}`` under ``directory`` when asked; keeps the newest
   ``max_to_keep``."""
@@ -178,12 +227,15 @@ class Checkpointer:
     steps = self.complete_steps()
     while steps:
       step = steps.pop()
-      args = {"state": ocp.args.StandardRestore(_stored(abstract))}
-      if iterator is not None:
-        args["data"] = grain.checkpoint.CheckpointRestore(iterator)
       try:
+        template, select = _restore_template(
+            self.directory / str(step), _stored(abstract)
+        )
+        args = {"state": ocp.args.StandardRestore(template)}
+        if iterator is not None:
+          args["data"] = grain.checkpoint.CheckpointRestore(iterator)
         restored = self._manager.restore(step, args=ocp.args.Composite(**args))
-        return abstract.replace(**restored["state"]), step
+        return abstract.replace(**select(restored["state"])), step
       except Exception as error:  # Orbax/tensorstore raise many types
         self._report_unreadable(step, error)
         if not self.read_only:

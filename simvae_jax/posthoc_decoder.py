@@ -3,9 +3,11 @@
 After self-supervised training, a decoder learns to reconstruct un-augmented
 training images from stop-gradient, inference-mode encoder outputs (per-pixel
 squared error), so discriminative methods get reconstructions and a
-reconstruction error like the generative ones (paper Figs. 3-4). It is
-deterministic in the seed, so ``--mode=eval`` retrains it to the same result
-instead of checkpointing it.
+reconstruction error like the generative ones (paper Figs. 3-4). It is not
+part of the train state (self-supervised steps and their optimiser never see
+it): it starts from ``method.init_decoder`` and is saved beside the
+checkpoints (``posthoc_decoder.msgpack``). It is deterministic in the seed,
+so ``--mode=eval`` retrains it to the same result.
 """
 
 from __future__ import annotations
@@ -72,9 +74,17 @@ def num_steps(experiment) -> int:
   return max(1, min(round(epochs), num_train_steps(config, examples)))
 
 
+def initial_decoder(experiment):
+  """(params, model_state) of the decoder at initialisation (run's seed)."""
+  return experiment.method.init_decoder(
+      seeding.purpose_key(experiment.config.seed, "init"),
+      experiment.image_shape,
+  )
+
+
 def train_posthoc_decoder(experiment, params: dict, model_state: dict):
-  """Returns (params, model_state) with the trained decoder, and its final
-  batch MSE."""
+  """Returns (params, model_state) of the SSL state's networks with the
+  trained decoder added, and its final batch MSE."""
   config = experiment.config
   optimizer = optax.adam(config.posthoc_decoder.learning_rate)
   step = jax.jit(
@@ -92,11 +102,10 @@ def train_posthoc_decoder(experiment, params: dict, model_state: dict):
       seed=seeding.purpose_seed(config.seed, "posthoc_decoder_data"),
   )
   iterator = pipeline.make_train_iterator(dataset)
-  decoder_params = jax.tree.map(lambda x: x.copy(), params["decoder"])
-  decoder_state = jax.tree.map(
-      lambda x: x.copy(),
-      {k: v for k, v in model_state.items() if k == "decoder"},
+  decoder_params, decoder_stats = sharding.replicate(
+      initial_decoder(experiment), experiment.mesh
   )
+  decoder_state = {"decoder": decoder_stats} if decoder_stats else {}
   opt_state = optimizer.init(decoder_params)
   loss = float("nan")
   count = num_steps(experiment)
@@ -138,15 +147,13 @@ def save(workdir: str, params: dict, model_state: dict) -> None:
   )
 
 
-def restore(workdir: str, params: dict, model_state: dict):
-  """(params, model_state) with the decoder saved by ``save``, if there is one."""
+def restore(workdir: str, params: dict, model_state: dict, template):
+  """(params, model_state) with the decoder saved by ``save`` added, if there
+  is one; ``template``: ``initial_decoder``'s (params, model_state)."""
   path = epath.Path(workdir) / FILE
   if not path.exists():
     return params, model_state
-  template = {
-      "params": params["decoder"],
-      "model_state": model_state.get("decoder", {}),
-  }
+  template = {"params": template[0], "model_state": template[1]}
   decoder = serialization.from_bytes(
       jax.device_get(template), path.read_bytes()
   )

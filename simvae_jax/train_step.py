@@ -86,11 +86,7 @@ def train_step(
       state.params, state.model_state, state.method_state, views, loss_rng
   )
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  # The loss never reaches a frozen part, but weight decay would: keep it.
-  params = {
-      **optax.apply_updates(state.params, updates),
-      **{part: state.params[part] for part in method.frozen_parts},
-  }
+  params = optax.apply_updates(state.params, updates)
   if skip_nonfinite:
     diagnostics = _norms(grads, params)
   else:

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import paper
+import reports
 import runs
 from simvae_jax import outputs
 
@@ -291,3 +292,42 @@ def test_lr_sweep_then_trains_the_chosen_rate_longer_and_tests_only_that(
       )
   )
   assert len(history) == 2  # evaluated after each of the 2 epochs
+
+
+def test_markdown_table_is_one_helper_for_every_report():
+  assert runs.markdown_table(["a", "b"], [[1, "x"], [2.5, ""]]) == (
+      "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
+  )
+
+
+def test_table1_reports_are_pure_functions_of_the_results():
+  """table1's tables from hand-made results, in process: mean ± s.e. over
+  seeds, the paper's cell, and "—" for FID samples a method cannot make."""
+
+  def final(acc, fid_recon, samples=None):
+    label = dict.fromkeys(reports.METRICS, acc)
+    fid = {
+        "reconstructions": fid_recon,
+        **({"samples": samples} if samples else {}),
+    }
+    return {"label": {**label, "recon_mse": acc / 10}, "fid": fid}
+
+  finals = {
+      "simclr": {"mnist": [final(0.80, 90.0), final(0.82, 94.0)]},
+      "simvae": {"mnist": [final(0.96, 70.0, 100.0), final(0.98, 72.0, 104.0)]},
+  }
+  walls = {
+      "simclr": {"mnist": [60.0, 120.0]},
+      "simvae": {"mnist": [180.0, 180.0]},
+  }
+  names = ["simclr", "simvae"]
+  accuracy = reports.accuracy_table(finals, names, ["mnist"]).splitlines()
+  assert accuracy[0].startswith("| method | MNIST MP | MNIST KNN |")
+  assert accuracy[2] == (
+      "| simclr | 81.0 ± 1.0 | 81.0 ± 1.0 | 81.0 ± 1.0 | 81.0 ± 1.0 | 97.2 / 97.2 |"
+  )
+  fid = reports.fid_table(finals, names, ["mnist"]).splitlines()
+  assert fid[2] == "| simclr | — | 92.0 ± 2.0 |"
+  assert fid[3] == "| simvae | 102.0 ± 2.0 | 71.0 ± 1.0 |"
+  cost = reports.cost_table(finals, walls, names, ["mnist"]).splitlines()
+  assert cost[2] == "| simclr | 0.0810 ± 0.0010 | 1.5 ± 0.5 |"

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simvae_jax import outputs, train
-from simvae_jax.data import sources
+from simvae_jax import outputs, posthoc_decoder, train
+from simvae_jax.data import pipeline, sources
 from simvae_jax.train import Experiment
 
 from conftest import (
@@ -173,3 +173,36 @@ def test_tensorboard_writer_logs_scalars_and_images(workdir):
   # metrics.jsonl keeps its contract: training scalars only.
   metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert [m["step"] for m in metrics] == [2, 4]
+
+
+def test_a_checkpoint_with_the_decoder_in_its_state_still_restores(tmp_path):
+  """Checkpoints written while the post-hoc decoder lived in the train state
+  (its parameters and optimiser moments) restore into today's state: the
+  decoder's leaves are dropped, every other leaf is read, and nothing is set
+  aside as unreadable."""
+  experiment = Experiment.from_config(
+      tiny_digits_config(method="simclr", **{"optimizer.name": "adamw"})
+  )
+  state = experiment.initial_state()
+  moved = jax.tree.map(lambda x: x + 1.0, state.params)  # "trained" params
+  decoder, _ = posthoc_decoder.initial_decoder(experiment)
+  old_params = {**moved, "decoder": decoder}
+  old = state.replace(
+      step=jnp.int32(3),
+      params=old_params,
+      opt_state=experiment.optimizer.init(old_params),
+  )
+  iterator = pipeline.make_train_iterator(experiment.train_dataset())
+  checkpointer = experiment.checkpointer(str(tmp_path))
+  checkpointer.save(3, old, iterator)
+  checkpointer.close()
+  checkpointer = experiment.checkpointer(str(tmp_path))
+  restored, step = checkpointer.restore(experiment.abstract_state(), iterator)
+  checkpointer.close()
+  assert step == 3 and int(restored.step) == 3
+  assert set(restored.params) == {"encoder", "head"}
+  assert params_equal(restored.params, moved)
+  assert jax.tree.structure(restored.opt_state) == jax.tree.structure(
+      state.opt_state
+  )
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["3"]

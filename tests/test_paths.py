@@ -31,9 +31,16 @@ def test_a_gs_workdir_writes_through_epath_and_creates_no_local_folder(
     run_dir.prepare(workdir)
     run_dir.write_config(experiment.config, workdir)
     run_dir.write_run_info(workdir, experiment.image_shape)
-    posthoc_decoder.save(workdir, state.params, state.model_state)
-    zeros = jax.tree.map(np.zeros_like, state.params)
-    restored, _ = posthoc_decoder.restore(workdir, zeros, state.model_state)
+    decoder = posthoc_decoder.initial_decoder(experiment)
+    posthoc_decoder.save(
+        workdir,
+        {**state.params, "decoder": decoder[0]},
+        state.model_state,
+    )
+    zeros = jax.tree.map(np.zeros_like, decoder)
+    restored, _ = posthoc_decoder.restore(
+        workdir, state.params, state.model_state, zeros
+    )
     info = run_dir.read_run_info(workdir)
   assert sorted(p.name for p in (bucket / "run").iterdir()) == [
       "config.json",
@@ -42,7 +49,7 @@ def test_a_gs_workdir_writes_through_epath_and_creates_no_local_folder(
   ]
   assert info == {"image_shape": [8, 8, 1]}
   for saved, read in zip(
-      jax.tree.leaves(state.params["decoder"]),
+      jax.tree.leaves(decoder[0]),
       jax.tree.leaves(restored["decoder"]),
   ):
     np.testing.assert_array_equal(saved, read)

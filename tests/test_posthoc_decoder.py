@@ -21,8 +21,10 @@ def test_posthoc_decoder_learns_while_the_encoder_stays_frozen():
   initial = experiment.initial_state()
   params, state = initial.params, initial.model_state
   images = experiment.train_source.images[:300]
+  decoder, _ = posthoc_decoder.initial_decoder(experiment)  # MLP: no stats
+  assert "decoder" not in params  # not part of the SSL state
   before = representations.reconstruction_mse(
-      experiment.method, params, state, images, False
+      experiment.method, {**params, "decoder": decoder}, state, images, False
   )
   trained, trained_state, _ = posthoc_decoder.train_posthoc_decoder(
       experiment, params, state

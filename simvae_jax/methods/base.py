@@ -14,8 +14,6 @@ A method owns its networks and is used through pure functions of arrays:
 * ``after_update(method_state, new_params, step) -> method_state`` (e.g. a
   momentum encoder; ``step``: int32 [], the step just taken, counted from 1,
   for schedules such as BYOL's momentum);
-* ``frozen_parts``: names of ``params`` entries the step never changes (the
-  post-hoc decoder of the discriminative methods);
 * ``represent(params, model_state, images [N, H, W, C]) -> [N, D]`` and
   ``reconstruct`` for evaluation, in inference mode (running statistics);
   generative methods also ``sample``.
@@ -78,10 +76,6 @@ class Method:
   trainable = True
   # Generative methods (a decoder in the objective) can ``sample``.
   generative = False
-  # Parts of ``params`` that self-supervised steps leave exactly as they are
-  # (the discriminative methods' post-hoc decoder, trained afterwards): no
-  # weight decay or other optimiser update reaches them.
-  frozen_parts: tuple[str, ...] = ()
 
   @classmethod
   def shared_parts(cls, config, image_shape: Sequence[int]) -> dict:

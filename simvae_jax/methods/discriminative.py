@@ -4,7 +4,11 @@ The encoder maps an image to its representation [N, D] (the same size as the
 generative methods' latent); a projection head (SimCLR, MoCo) or expander
 (VICReg) maps it to the space the loss is computed in. A decoder, trained after
 self-supervised training on frozen (stop-gradient) representations, gives every
-method reconstructions (paper Figs. 3-4); it plays no part in the SSL loss.
+method reconstructions (paper Figs. 3-4); it plays no part in the SSL loss and
+lives outside the train state: ``init`` gives the encoder and head,
+``init_decoder`` the decoder (``posthoc_decoder.py`` trains it), and the
+functions that use it (``reconstruct``, ``decoder_loss``) take params holding
+all three.
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ class DiscriminativeMethod(Method):
   head: nn.Module
   decoder: nn.Module
   latent_dim: int
-  frozen_parts = ("decoder",)
 
   @classmethod
   def shared_parts(cls, config, image_shape: Sequence[int]) -> dict:
@@ -60,6 +63,18 @@ class DiscriminativeMethod(Method):
     return {**super().architectures(config), "head": "mlp"}
 
   def init(self, rng: jax.Array, image_shape: Sequence[int]):
+    """(params, model_state) of the encoder and head: what SSL trains."""
+    params, model_state = self._init_networks(rng, image_shape)
+    drop = lambda tree: {k: v for k, v in tree.items() if k != "decoder"}
+    return drop(params), drop(model_state)
+
+  def init_decoder(self, rng: jax.Array, image_shape: Sequence[int]):
+    """(params, model_state) of the post-hoc decoder at initialisation, from
+    the same ``rng`` as ``init`` (the networks' keys are drawn together)."""
+    params, model_state = self._init_networks(rng, image_shape)
+    return params["decoder"], model_state.get("decoder", {})
+
+  def _init_networks(self, rng: jax.Array, image_shape: Sequence[int]):
     latents = jnp.zeros((1, self.latent_dim), jnp.float32)
     return init_networks(
         rng,
