@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simvae_jax import methods, models
-from simvae_jax.models import layers, resnet
+from simvae_jax.models import layers, resnet, transposed_conv
 
 from conftest import tiny_conv_config
 
@@ -145,7 +145,7 @@ def test_transposed_conv_matches_the_definition(
   rng = np.random.default_rng(side * kernel_size + stride)
   x = rng.normal(size=(2, side, side, 3)).astype(np.float32)
   kernel = rng.normal(size=(kernel_size, kernel_size, 3, 5)).astype(np.float32)
-  got = layers.transposed_conv(
+  got = transposed_conv.transposed_conv(
       jnp.asarray(x),
       jnp.asarray(kernel),
       stride,
@@ -189,7 +189,7 @@ def test_transposed_conv_gradients_equal_the_reference_form(
   kernel = jnp.asarray(
       rng.normal(size=(kernel_size, kernel_size, 3, 5)), jnp.float32
   )
-  out = layers.transposed_conv(
+  out = transposed_conv.transposed_conv(
       x, kernel, stride, padding, output_padding, "lax"
   )
   cotangent = jnp.asarray(rng.normal(size=out.shape), jnp.float32)
@@ -197,7 +197,9 @@ def test_transposed_conv_gradients_equal_the_reference_form(
       lambda x, k: jnp.sum(
           jnp.sin(
               cotangent
-              * layers.transposed_conv(x, k, stride, padding, output_padding, m)
+              * transposed_conv.transposed_conv(
+                  x, k, stride, padding, output_padding, m
+              )
           )
       )
   )
@@ -209,7 +211,7 @@ def test_transposed_conv_gradients_equal_the_reference_form(
 
 def test_unknown_transposed_conv_method_is_rejected():
   with pytest.raises(ValueError, match="phases"):
-    layers.transposed_conv(
+    transposed_conv.transposed_conv(
         jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 1, 1, 0, "fft"
     )
 

@@ -13,7 +13,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from simvae_jax import outputs, train
+from simvae_jax import outputs, step_loop, train
 from simvae_jax.train import Experiment
 
 from conftest import (
@@ -370,7 +370,7 @@ def test_the_progress_bar_counts_finished_steps_with_a_few_in_flight():
       self.n += steps
 
   bar = Bar()
-  progress = train._Progress(bar, max_in_flight=3)
+  progress = step_loop._Progress(bar, max_in_flight=3)  # pylint: disable=protected-access
   for dispatch in range(1, 7):
     progress.dispatched({"loss": jnp.float32(dispatch)}, steps=4)
     assert bar.n == 4 * max(0, dispatch - 3)

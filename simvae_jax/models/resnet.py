@@ -23,11 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from simvae_jax.models.layers import (
-    TransposedConv,
-    batch_norm,
-    max_pool_3x3_stride_2,
-)
+from simvae_jax.models.layers import batch_norm, max_pool_3x3_stride_2
+from simvae_jax.models.transposed_conv import TransposedConv
 
 # PyTorch's kaiming_normal_(mode="fan_out", nonlinearity="relu"), which the
 # released code applies to every Conv2d.
