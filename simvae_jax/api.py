@@ -90,9 +90,14 @@ class TrainedRun:
           f"{self.config.method} is not generative: it has no "
           f"prior to sample from"
       )
-    key = sharding.replicate(seeding.purpose_key(seed, "samples"), self.mesh)
-    sample = jax.jit(self.method.sample, static_argnums=3)
-    return np.asarray(sample(self.params, self.model_state, key, count))
+    return representations.samples(
+        self.method,
+        self.params,
+        self.model_state,
+        seeding.purpose_key(seed, "samples"),
+        count,
+        self.mesh,
+    )
 
 
 def load(workdir: str) -> TrainedRun:

@@ -26,6 +26,7 @@ def run(workdir, **overrides):
   return results, history
 
 
+@pytest.mark.slow
 def test_the_listed_evaluators_run_at_their_cadence(tmp_path):
   """The untrained encoder is evaluated once and repeated; images and
   latents only at the end; a discriminative method's reconstruction error

@@ -215,6 +215,7 @@ def test_simvae_script_with_a_schedule_and_flips_on_digits(tmp_path):
   assert metrics[-1]["learning_rate"] < 0.05 * 1e-3  # decayed by the end
 
 
+@pytest.mark.slow
 def test_an_interrupted_job_is_not_marked_finished(tmp_path, monkeypatch):
   workdir = str(tmp_path / "job")
   config = tiny_digits_config(num_steps=4)

@@ -116,6 +116,7 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   config = tiny_digits_config(num_steps=8, checkpoint_every=4)
   workdir = tmp_path / "run"
@@ -161,6 +162,7 @@ def read_event_tags(directory) -> set:
   return tags
 
 
+@pytest.mark.slow
 def test_tensorboard_writer_logs_scalars_and_images(workdir):
   pytest.importorskip("tensorboardX")
   config = tiny_digits_config(

@@ -12,8 +12,7 @@ import jax
 import numpy as np
 from etils import epath
 
-from simvae_jax import sharding
-from simvae_jax.data import sources
+from simvae_jax.data import augment, sources
 from simvae_jax.evaluation import representations
 from simvae_jax.evaluation.common import Stopwatch
 
@@ -90,15 +89,17 @@ class Context:
   def originals(self, images: np.ndarray) -> np.ndarray:
     """uint8 images as the networks see them: float in [0, 1] (binarised if
     the config binarises)."""
-    originals = images.astype(np.float32) / 255.0
-    if self.experiment.config.augment.binarize:
-      originals = (originals > 0.5).astype(np.float32)
-    return originals
+    binarize = self.experiment.config.augment.binarize
+    return np.asarray(augment.preprocess(images, binarize))
 
   def samples(self, key: jax.Array, count: int) -> np.ndarray:
     """``count`` decoded prior samples [count, H, W, C] (generative methods)
     drawn with ``key``."""
-    experiment = self.experiment
-    sample = jax.jit(experiment.method.sample, static_argnums=3)
-    key = sharding.replicate(key, experiment.mesh)
-    return np.asarray(sample(self.params, self.model_state, key, count))
+    return representations.samples(
+        self.experiment.method,
+        self.params,
+        self.model_state,
+        key,
+        count,
+        self.experiment.mesh,
+    )

@@ -142,3 +142,11 @@ def reconstruction_mse(
       batch_size,
   )
   return float(errors.mean())
+
+
+def samples(method, params, model_state, key, count: int, mesh) -> np.ndarray:
+  """``count`` decoded prior samples [count, H, W, C] in [0, 1] of a
+  generative method, drawn with ``key`` (replicated over ``mesh``)."""
+  sample = jax.jit(method.sample, static_argnums=3)
+  key = sharding.replicate(key, mesh)
+  return np.asarray(sample(params, model_state, key, count))
