@@ -274,6 +274,8 @@ def test_short_mnist_run_learns(workdir):
   config.data.source, config.data.path = "npz", shared_dataset("mnist.npz")
   config.num_steps, config.log_every = 300, 50
   config.eval.max_train_examples = 10000
+  config.eval.probe_epochs = 10  # the assertions are on kNN
+  config.evals = ("representation", "untrained")
   results = train.train_and_evaluate(config, workdir)
   metrics = outputs.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert metrics[-1]["loss"] < 0.8 * metrics[0]["loss"]
