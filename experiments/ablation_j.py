@@ -23,6 +23,7 @@ import numpy as np
 from absl import flags, logging
 
 import common
+import reports
 import runs
 from simvae_jax import methods
 from paper import dataset_name
@@ -102,26 +103,6 @@ def plot(finals: dict, path: str) -> None:
 
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   config = make_config((_METHODS.value[0], 2), FLAGS.datasets[0], 0)
-  header = ["method", "J"] + [
-      f"{dataset_name(d)} {what}"
-      for d in FLAGS.datasets
-      for what in ("MP", "kNN", "wall (min)")
-  ]
-  rows = []
-  for method, views in settings():
-    cells = [method, views]
-    for dataset in FLAGS.datasets:
-      results = finals[(method, views)][dataset]
-      cells += [
-          runs.format_mean_error([r["label"][m] for r in results])
-          for m in METRICS
-      ]
-      cells.append(
-          runs.format_mean_error(
-              [w / 60 for w in walls[(method, views)][dataset]], scale=1.0
-          )
-      )
-    rows.append(cells)
   total_wall = sum(sum(w) for per in walls.values() for w in per.values())
   return f"""# Accuracy against the number of views J ({FLAGS.num_epochs}-epoch schedule)
 
@@ -133,7 +114,7 @@ lr {config.optimizer.learning_rate:g}; the same {runs.describe_setup(config)}.
 SimCLR with J > 2 is its multi-positive form (every other view of the image is
 a positive). Wall time per job covers training and evaluation.
 
-{runs.markdown_table(header, rows)}
+{reports.views_table(finals, walls, settings(), FLAGS.datasets)}
 
 ![accuracy against J]({name}.png)
 

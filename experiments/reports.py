@@ -76,3 +76,78 @@ def cost_table(
       for what in ("recon MSE", "wall (min)")
   ]
   return runs.markdown_table(header, rows)
+
+
+def views_table(
+    finals: dict, walls: dict, settings: list, datasets: list
+) -> str:
+  """Per (method, J) setting and dataset: MP, kNN (%) and wall minutes per
+  job, mean ± s.e. over seeds."""
+  header = ["method", "J"] + [
+      f"{dataset_name(d)} {what}"
+      for d in datasets
+      for what in ("MP", "kNN", "wall (min)")
+  ]
+  rows = []
+  for setting in settings:
+    cells = list(setting)
+    for dataset in datasets:
+      results = finals[setting][dataset]
+      cells += [
+          runs.format_mean_error([r["label"][m] for r in results])
+          for m in ("mlp_probe_acc", "knn_acc")
+      ]
+      cells.append(
+          runs.format_mean_error(
+              [w / 60 for w in walls[setting][dataset]], scale=1.0
+          )
+      )
+    rows.append(cells)
+  return runs.markdown_table(header, rows)
+
+
+def style_table(finals: dict, method_names: list, dataset: str) -> str:
+  """Per method: content MP / kNN, the style tasks' mean MP / kNN and each
+  style task's MP (%, mean ± s.e. over seeds), then the majority baseline."""
+  names = sorted(
+      k
+      for k in finals[method_names[0]][dataset][0]["tasks"]
+      if k.startswith("style/")
+  )
+  short = [n.split("/", 1)[1] for n in names]
+  header = [
+      "method",
+      "content MP",
+      "content kNN",
+      "style mean MP",
+      "style mean kNN",
+      *short,
+  ]
+  rows = []
+  cell = lambda values: runs.format_mean_error(values)
+  for method in method_names:
+    results = finals[method][dataset]
+    cells = [
+        method,
+        cell([r["label"]["mlp_probe_acc"] for r in results]),
+        cell([r["label"]["knn_acc"] for r in results]),
+        cell([r["tasks"]["style_mean"]["mlp_probe_acc"] for r in results]),
+        cell([r["tasks"]["style_mean"]["knn_acc"] for r in results]),
+        *(
+            cell([r["tasks"][n]["mlp_probe_acc"] for r in results])
+            for n in names
+        ),
+    ]
+    rows.append(cells)
+  chance = finals[method_names[0]][dataset][0]["tasks"]
+  rows.append(
+      [
+          "majority baseline",
+          "",
+          "",
+          cell([chance["style_mean"]["majority_acc"]]),
+          "",
+      ]
+      + [cell([chance[n]["majority_acc"]]) for n in names]
+  )
+  return runs.markdown_table(header, rows)

@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 
 import common
+import reports
 import runs
 from simvae_jax import methods
 from paper import dataset_name
@@ -44,10 +45,6 @@ def make_config(method: str, dataset: str, seed: int):
   config = common.method_config(method, dataset, seed)
   config.eval.tasks = ("style",)
   return config
-
-
-def style_names(results: dict) -> list[str]:
-  return sorted(k for k in results["tasks"] if k.startswith("style/"))
 
 
 def mean_error(values) -> tuple[float, float]:
@@ -129,54 +126,13 @@ def scatter(finals: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def task_table(finals: dict, dataset: str) -> str:
-  names = style_names(finals[FLAGS.methods[0]][dataset][0])
-  short = [n.split("/", 1)[1] for n in names]
-  header = [
-      "method",
-      "content MP",
-      "content kNN",
-      "style mean MP",
-      "style mean kNN",
-      *short,
-  ]
-  rows = []
-  cell = lambda values: runs.format_mean_error(values)
-  for method in FLAGS.methods:
-    results = finals[method][dataset]
-    cells = [
-        method,
-        cell([r["label"]["mlp_probe_acc"] for r in results]),
-        cell([r["label"]["knn_acc"] for r in results]),
-        cell([r["tasks"]["style_mean"]["mlp_probe_acc"] for r in results]),
-        cell([r["tasks"]["style_mean"]["knn_acc"] for r in results]),
-        *(
-            cell([r["tasks"][n]["mlp_probe_acc"] for r in results])
-            for n in names
-        ),
-    ]
-    rows.append(cells)
-  chance = finals[FLAGS.methods[0]][dataset][0]["tasks"]
-  rows.append(
-      [
-          "majority baseline",
-          "",
-          "",
-          cell([chance["style_mean"]["majority_acc"]]),
-          "",
-      ]
-      + [cell([chance[n]["majority_acc"]]) for n in names]
-  )
-  return runs.markdown_table(header, rows)
-
-
 def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
   config = make_config("simvae", FLAGS.datasets[0], 0)
   sections = "\n".join(f"""## {dataset_name(d)}
 
 {verdict(finals, d)}
 
-{task_table(finals, d)}
+{reports.style_table(finals, FLAGS.methods, d)}
 """ for d in FLAGS.datasets)
   total_wall = sum(sum(w) for per in walls.values() for w in per.values())
   return f"""# Style versus content (H2) ({FLAGS.num_epochs}-epoch schedule)

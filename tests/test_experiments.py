@@ -332,3 +332,35 @@ def test_table1_reports_are_pure_functions_of_the_results():
   assert fid[3] == "| simvae | 102.0 ± 2.0 | 71.0 ± 1.0 |"
   cost = reports.cost_table(finals, walls, names, ["mnist"]).splitlines()
   assert cost[2] == "| simclr | 0.0810 ± 0.0010 | 1.5 ± 0.5 |"
+
+
+def test_the_views_and_style_tables_are_pure_functions_of_the_results():
+  def final(content, style):
+    tasks = {
+        "style_mean": {
+            "mlp_probe_acc": style,
+            "knn_acc": style,
+            "majority_acc": 0.5,
+        },
+        "style/hflip": {"mlp_probe_acc": style, "majority_acc": 0.5},
+    }
+    return {
+        "label": {"mlp_probe_acc": content, "knn_acc": content},
+        "tasks": tasks,
+    }
+
+  finals = {("simvae", 1): {"mnist": [final(0.9, 0.8), final(0.92, 0.84)]}}
+  walls = {("simvae", 1): {"mnist": [120.0, 120.0]}}
+  views = reports.views_table(finals, walls, [("simvae", 1)], ["mnist"])
+  assert (
+      views.splitlines()[2]
+      == "| simvae | 1 | 91.0 ± 1.0 | 91.0 ± 1.0 | 2.0 ± 0.0 |"
+  )
+  style = reports.style_table(
+      {"simclr": finals[("simvae", 1)]}, ["simclr"], "mnist"
+  ).splitlines()
+  assert style[0].endswith("| hflip |")
+  assert style[2] == (
+      "| simclr | 91.0 ± 1.0 | 91.0 ± 1.0 | 82.0 ± 2.0 | 82.0 ± 2.0 | 82.0 ± 2.0 |"
+  )
+  assert style[3] == "| majority baseline |  |  | 50.0 |  | 50.0 |"
