@@ -83,3 +83,29 @@ def test_the_probe_learns_is_logged_resumes_and_is_scored_apart(tmp_path):
   assert run.step == 60 and run.encode(
       np.zeros((2, 8, 8, 1), np.uint8)
   ).shape == (2, 4)
+
+
+def test_an_unlabelled_training_split_is_refused_in_one_line(tmp_path):
+  """STL-10's protocol trains on a split without labels (-1): the online
+  probe, which learns from the training batches' labels, says so."""
+  rng = np.random.default_rng(0)
+  path = tmp_path / "data.npz"
+  np.savez(
+      path,
+      x_unlabelled=rng.integers(0, 256, (40, 8, 8), np.uint8),
+      y_unlabelled=np.full(40, -1),
+      x_test=rng.integers(0, 256, (10, 8, 8), np.uint8),
+      y_test=rng.integers(0, 3, 10),
+  )
+  config = tiny_digits_config(
+      **{
+          "data.source": "npz",
+          "data.path": str(path),
+          "data.train_split": "unlabelled",
+          "online_probe.enabled": True,
+      }
+  )
+  with pytest.raises(ValueError, match="needs labels on the training split"):
+    Experiment.from_config(config)
+  config.online_probe.enabled = False
+  assert len(Experiment.from_config(config).train_source) == 40

@@ -85,10 +85,11 @@ def _validated(path: str, split: str, images: np.ndarray, labels: np.ndarray):
         f"{path}: {len(images)} images in x_{split} but {len(labels)} "
         f"labels in y_{split}"
     )
-  if labels.min() < 0:
+  unlabelled = np.all(labels == -1)  # e.g. STL-10's unlabelled split
+  if labels.min() < 0 and not unlabelled:
     raise ValueError(
         f"{path}: y_{split} has negative labels ({labels.min()}); "
-        f"classes must be numbered 0, 1, ..."
+        f"classes must be numbered 0, 1, ... (or all -1: an unlabelled split)"
     )
   return images, labels.astype(np.int32)
 
