@@ -56,11 +56,11 @@ def settings():
 
 def run_all() -> tuple[dict, dict]:
   """({(method, J): {dataset: [eval.json per seed]}}, the same of walls)."""
-  finals, walls, _ = common.run_jobs(
+  jobs = common.grid(
       settings(),
-      make_config,
       lambda setting, dataset, seed: f"{setting[0]}/{dataset}_J{setting[1]}_seed{seed}",
   )
+  finals, walls, _ = common.run_grid(jobs, make_config)
   return finals, walls
 
 

@@ -134,19 +134,6 @@ def base_config(data: str, small: bool):
   return config
 
 
-def yardstick(dtype, small: bool) -> float:
-  """GFLOP/s of a large square matmul in ``dtype`` on the default device."""
-  size = 512 if small else 8192
-  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), dtype)
-  matmul = jax.jit(lambda a: a @ a)
-  jax.block_until_ready(matmul(a))
-  started, repeats = time.perf_counter(), 3 if small else 20
-  for _ in range(repeats):
-    result = matmul(a)
-  jax.block_until_ready(result)
-  return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
-
-
 def step_benchmarks(config, small: bool, yardsticks: dict) -> list[dict]:
   kind = jax.devices()[0].device_kind
   rows = []
@@ -272,8 +259,10 @@ def main(argv):
   devices = jax.devices()
   print(f"devices: {devices}", flush=True)
   yardsticks = {
-      "float32": yardstick(jnp.float32, small),
-      "bfloat16": yardstick(jnp.bfloat16, small),
+      dtype.__name__: benchmark.matmul_gflop_per_s(
+          512 if small else 8192, 3 if small else 20, dtype
+      )
+      for dtype in (jnp.float32, jnp.bfloat16)
   }
   summary = {
       "devices": [str(d) for d in devices],

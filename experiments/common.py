@@ -71,6 +71,11 @@ def define_flags(
   flags.DEFINE_float(
       "warmup_epochs", 1.0, "Linear warmup of --schedule=warmup_cosine."
   )
+  flags.DEFINE_bool(
+      "dry_run",
+      False,
+      "Print the jobs (folder and state: finished, resumes, new) and exit.",
+  )
   flags.DEFINE_enum(
       "flip",
       None,
@@ -128,29 +133,40 @@ def method_config(method: str, dataset: str, seed: int):
   return config
 
 
-def run_jobs(
-    variants, make_config, job_name, datasets=None
-) -> tuple[dict, dict, dict]:
-  """Runs (or reuses) one job per variant (e.g. a method, or a (method, J)
-  pair), dataset (``datasets``, default ``--datasets``) and seed:
-  ``make_config(variant, dataset, seed)`` in ``--root/<job_name(variant,
-  dataset, seed)>``. Returns ({variant: {dataset: [eval.json per seed]}}, the
-  same of wall seconds, the same of eval histories (``runs.run_job``))."""
-  finals, walls, histories = {}, {}, {}
-  for variant in variants:
-    for dataset in datasets or FLAGS.datasets:
-      for seed in map(int, FLAGS.seeds):
-        final, history, wall = runs.run_job(
-            make_config(variant, dataset, seed),
-            os.path.join(FLAGS.root, job_name(variant, dataset, seed)),
-        )
-        for results, value in (
-            (finals, final),
-            (walls, wall),
-            (histories, history),
-        ):
-          results.setdefault(variant, {}).setdefault(dataset, []).append(value)
-  return finals, walls, histories
+def grid(settings, job_name, datasets=None) -> list[runs.Job]:
+  """``runs.grid`` of ``settings`` over ``datasets`` (default ``--datasets``)
+  and ``--seeds``, ``job_name(setting, dataset, seed)`` naming the folders."""
+  seeds = [int(seed) for seed in FLAGS.seeds]
+  return runs.grid(settings, datasets or FLAGS.datasets, seeds, job_name)
+
+
+def method_grid() -> list[runs.Job]:
+  """The grid of ``--methods``, in ``<method>/<dataset>_seed<k>``."""
+  unknown = [m for m in FLAGS.methods if m not in methods.REGISTRY]
+  if unknown:
+    raise app.UsageError(
+        f"Unknown methods {unknown}; choose from {methods.names()}"
+    )
+  return grid(
+      FLAGS.methods,
+      lambda method, dataset, seed: f"{method}/{dataset}_seed{seed}",
+  )
+
+
+def run_grid(jobs: list[runs.Job], make_config) -> tuple[dict, dict, dict]:
+  """``runs.run_grid`` in ``--root``. With ``--dry_run``, prints each job's
+  folder and state (finished, resumes, new) instead and ends the script."""
+  if not FLAGS.dry_run:
+    return runs.run_grid(jobs, make_config, FLAGS.root)
+  states = []
+  for job in jobs:
+    workdir = os.path.join(FLAGS.root, job.name)
+    config = make_config(job.setting, job.dataset, job.seed)
+    states.append(runs.job_state(config, workdir))
+    print(f"{states[-1]:8s} {workdir}")
+  counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+  print(f"{len(jobs)} jobs ({counts}); nothing was run (--dry_run).")
+  sys.exit(0)
 
 
 def define_eval_every_flag(default: int) -> None:
@@ -204,20 +220,6 @@ def plot_curves(panels: dict, references: dict, path: str) -> None:
     ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-
-
-def run_method_jobs(make_config) -> tuple[dict, dict, dict]:
-  """``run_jobs`` over ``--methods``, in ``--root/<method>/<dataset>_seed<k>``."""
-  unknown = [m for m in FLAGS.methods if m not in methods.REGISTRY]
-  if unknown:
-    raise app.UsageError(
-        f"Unknown methods {unknown}; choose from {methods.names()}"
-    )
-  return run_jobs(
-      FLAGS.methods,
-      make_config,
-      lambda method, dataset, seed: f"{method}/{dataset}_seed{seed}",
-  )
 
 
 def run_script(main) -> None:

@@ -25,8 +25,9 @@ import jax
 from absl import flags, logging
 
 import common
+import reports
 import runs
-from paper import dataset_name, paper_accuracy, paper_cell
+from paper import dataset_name, paper_accuracy
 
 common.define_flags(
     root="runs/lr_sweep", name="lr_sweep", datasets=("mnist",), num_epochs=3
@@ -59,18 +60,6 @@ def make_final_config(setting, dataset: str, seed: int):
   return common.evaluate_every_epochs(config, FLAGS.eval_every_epochs)
 
 
-def by_method_and_dataset(finals: dict) -> dict:
-  """{(method, lr): {dataset: [eval.json]}} -> {(method, dataset): {lr:
-  [eval.json "label" per seed]}}."""
-  by_method = {}
-  for (method, rate), per_dataset in finals.items():
-    for dataset, results in per_dataset.items():
-      by_method.setdefault((method, dataset), {})[rate] = [
-          r["label"] for r in results
-      ]
-  return by_method
-
-
 def job_name(setting, dataset: str, seed: int) -> str:
   method, rate = setting
   return f"{method}/{dataset}_lr{rate:g}_seed{seed}"
@@ -80,116 +69,44 @@ def run_sweep() -> tuple[dict, dict]:
   """({(method, dataset): {lr: [eval.json "label" per seed]}}, {(method,
   lr): {dataset: [wall seconds per seed]}})."""
   settings = [(m, r) for m in FLAGS.methods for r in map(float, _RATES.value)]
-  finals, walls, _ = common.run_jobs(settings, make_config, job_name)
-  return by_method_and_dataset(finals), walls
+  jobs = common.grid(settings, job_name)
+  finals, walls, _ = common.run_grid(jobs, make_config)
+  return reports.by_method_and_dataset(finals), walls
+
+
+def final_grid(sweep: dict) -> list[runs.Job]:
+  """Each (method, dataset)'s chosen rate, trained for --final_num_epochs."""
+  name = lambda *job: f"{job_name(*job)}_{_FINAL_EPOCHS.value}epochs"
+  return [
+      job
+      for (method, dataset), per_rate in sweep.items()
+      for job in common.grid(
+          [(method, reports.chosen_rate(per_rate))], name, datasets=[dataset]
+      )
+  ]
 
 
 def run_final(sweep: dict) -> tuple[dict, dict, dict]:
-  """Each (method, dataset)'s chosen rate trained for --final_num_epochs.
-
-  Returns ({(method, dataset): {lr: [eval.json "label" per seed]}} with the
-  chosen lr only, {(method, lr): {dataset: [wall seconds per seed]}},
-  {(method, dataset): [eval history per seed]}).
-  """
-  finals, walls, histories = {}, {}, {}
-  for (method, dataset), per_rate in sweep.items():
-    setting = (method, chosen_rate(per_rate))
-    final, wall, history = common.run_jobs(
-        [setting],
-        make_final_config,
-        lambda *job: f"{job_name(*job)}_{_FINAL_EPOCHS.value}epochs",
-        datasets=[dataset],
-    )
-    finals[method, dataset] = {
-        setting[1]: [r["label"] for r in final[setting][dataset]]
-    }
-    walls.setdefault(setting, {})[dataset] = wall[setting][dataset]
-    histories[method, dataset] = history[setting][dataset]
-  return finals, walls, histories
-
-
-def chosen_rate(per_rate: dict) -> float:
-  """The learning rate with the best mean validation MLP probe accuracy."""
-  return max(
-      per_rate,
-      key=lambda rate: runs.mean_and_error(
-          [r["mlp_probe_val_acc"] for r in per_rate[rate]]
-      )[0],
+  """Returns ({(method, dataset): {chosen lr: [eval.json "label" per seed]}},
+  {(method, lr): {dataset: [wall seconds per seed]}}, {(method, dataset):
+  [eval history per seed]})."""
+  finals, walls, histories = common.run_grid(
+      final_grid(sweep), make_final_config
   )
-
-
-def chosen_mark(rate: float, per_rate: dict) -> str:
-  """' (chosen)', saying so when the rate is the grid's smallest or largest
-  (the sweep should then go further)."""
-  if len(per_rate) > 1 and rate in (min(per_rate), max(per_rate)):
-    return " (chosen, at the edge of the grid)"
-  return " (chosen)"
-
-
-def sweep_table(sweep: dict, show_test: bool) -> str:
-  """One row per (method, dataset, lr); test only for the chosen lr and only
-  if ``show_test``."""
-  rows = []
-  for (method, dataset), per_rate in sweep.items():
-    best = chosen_rate(per_rate)
-    for rate, results in per_rate.items():
-      cell = lambda key: runs.format_mean_error([r[key] for r in results])
-      test = (
-          [f"**{cell('mlp_probe_acc')}**", f"**{cell('knn_acc')}**"]
-          if rate == best and show_test
-          else ["", ""]
-      )
-      rows.append(
-          [
-              method,
-              dataset_name(dataset),
-              f"{rate:g}{chosen_mark(rate, per_rate) if rate == best else ''}",
-              cell("mlp_probe_val_acc"),
-              cell("knn_val_acc"),
-              *test,
-          ]
-      )
-  header = [
-      "method",
-      "dataset",
-      "lr",
-      "val MP",
-      "val kNN",
-      "test MP",
-      "test kNN",
-  ]
-  return runs.markdown_table(header, rows)
+  return (
+      reports.by_method_and_dataset(finals),
+      walls,
+      {
+          (method, dataset): history
+          for (method, _), per_dataset in histories.items()
+          for dataset, history in per_dataset.items()
+      },
+  )
 
 
 def final_section(finals: dict, name: str) -> str:
   """The long runs of the chosen rates against the paper's Table 1."""
-  rows = []
-  for (method, dataset), per_rate in finals.items():
-    ((rate, results),) = per_rate.items()
-    cell = lambda key: runs.format_mean_error([r[key] for r in results])
-    rows.append(
-        [
-            method,
-            dataset_name(dataset),
-            f"{rate:g}",
-            cell("mlp_probe_val_acc"),
-            f"**{cell('mlp_probe_acc')}**",
-            f"**{cell('knn_acc')}**",
-            cell("linear_probe_acc"),
-            paper_cell(method, dataset),
-        ]
-    )
-  header = [
-      "method",
-      "dataset",
-      "lr",
-      "val MP",
-      "test MP",
-      "test kNN",
-      "test linear",
-      "paper MP / kNN (400 epochs)",
-  ]
-  table = runs.markdown_table(header, rows)
+  table = reports.chosen_runs_table(finals)
   (method, dataset), per_rate = next(iter(finals.items()))
   config = make_final_config((method, next(iter(per_rate))), dataset, 0)
   return f"""
@@ -219,7 +136,7 @@ accuracy is chosen, and only {"the long run of the chosen rate (below) is tested
 {FLAGS.num_epochs} epochs, {config.batch_size} images x J = {config.num_views} views, the
 shared {runs.describe_setup(config)}; {common.describe_optimizer(config, with_rate=False)}, with each learning rate below.
 
-{sweep_table(sweep, show_test=not finals)}
+{reports.sweep_table(sweep, show_test=not finals)}
 {final_section(finals, name) if finals else ""}
 Command: `{command}`
 

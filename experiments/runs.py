@@ -12,9 +12,11 @@ that the script stops too (re-running it resumes the job).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+from typing import Any, Callable
 
 import numpy as np
 from etils import epath
@@ -121,6 +123,70 @@ def run_job(config, workdir: str) -> tuple[dict, list[dict], float]:
     entry["epoch"] = entry["step"] / per_epoch
   final = json.loads((epath.Path(workdir) / "eval.json").read_text())
   return final, history, job["wall_seconds"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """One run of an experiment's grid: ``setting`` (e.g. a method name, or a
+  (method, J) pair) trained on ``dataset`` with ``seed``, in ``<root>/<name>``.
+  """
+
+  setting: Any
+  dataset: str
+  seed: int
+  name: str
+
+
+def grid(
+    settings, datasets, seeds, name: Callable[[Any, str, int], str]
+) -> list[Job]:
+  """Every (setting, dataset, seed) in that order, ``name(setting, dataset,
+  seed)`` naming each job's folder: an experiment's jobs as data, which a
+  script can print (``--dry_run``) or run (``run_grid``)."""
+  return [
+      Job(setting, dataset, seed, name(setting, dataset, seed))
+      for setting in settings
+      for dataset in datasets
+      for seed in seeds
+  ]
+
+
+def job_state(config, workdir: str) -> str:
+  """ "finished" (``run_job`` would reuse it), "resumes" (a checkpoint or an
+  interrupted job is there) or "new"."""
+  path = epath.Path(workdir)
+  job_path = path / "job.json"
+  if job_path.exists():
+    job = json.loads(job_path.read_text())
+    if job.get("finished", True) and job.get("config") == run_dir.resolved(
+        config
+    ):
+      return "finished"
+  return "resumes" if path.exists() and any(path.iterdir()) else "new"
+
+
+def run_grid(
+    jobs: list[Job], make_config, root: str
+) -> tuple[dict, dict, dict]:
+  """Runs (or reuses, ``run_job``) each job's ``make_config(setting, dataset,
+  seed)`` in ``<root>/<job.name>``.
+
+  Returns ({setting: {dataset: [eval.json per seed]}}, the same of wall
+  seconds, the same of eval histories), seeds in the jobs' order.
+  """
+  finals, walls, histories = {}, {}, {}
+  for job in jobs:
+    final, history, wall = run_job(
+        make_config(job.setting, job.dataset, job.seed),
+        os.path.join(root, job.name),
+    )
+    for results, value in zip(
+        (finals, walls, histories), (final, wall, history)
+    ):
+      results.setdefault(job.setting, {}).setdefault(job.dataset, []).append(
+          value
+      )
+  return finals, walls, histories
 
 
 def mean_and_error(values) -> tuple[float, float]:

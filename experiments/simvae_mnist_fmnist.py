@@ -19,30 +19,13 @@ import jax
 from absl import logging
 
 import common
+import reports
 import runs
-from paper import dataset_name, paper_accuracy, paper_cell
+from paper import dataset_name, paper_accuracy
 
 common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
 FLAGS = common.FLAGS
 common.define_eval_every_flag(default=1)
-
-TARGETS = {
-    "mnist": {"mlp_probe_acc": 98.0, "knn_acc": 98.0},
-    "fashion_mnist": {"mlp_probe_acc": 81.5, "knn_acc": 86.0},
-}
-METRICS = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
-
-
-def targets_cell(dataset: str, finals: list) -> str:
-  """Which of the dataset's targets the mean over seeds meets."""
-  parts = []
-  for metric, target in TARGETS.get(dataset, {}).items():
-    mean = 100 * runs.mean_and_error([f["label"][metric] for f in finals])[0]
-    name = {"mlp_probe_acc": "MLP", "knn_acc": "kNN"}[metric]
-    parts.append(
-        f"{name} {'met' if mean >= target else 'not met'} (>= {target})"
-    )
-  return ", ".join(parts) or "—"
 
 
 def make_config(dataset: str, seed: int):
@@ -53,55 +36,9 @@ def make_config(dataset: str, seed: int):
 
 def write_report(finals, walls, command: str, name: str) -> str:
   config = make_config(FLAGS.datasets[0], 0)
-  summary = runs.markdown_table(
-      [
-          "dataset",
-          "MLP probe",
-          "linear probe",
-          "kNN",
-          "GMM",
-          "paper MP / KNN (400 epochs)",
-          "targets",
-      ],
-      [
-          [dataset_name(dataset)]
-          + [
-              runs.format_mean_error([f["label"][m] for f in finals[dataset]])
-              for m in METRICS
-          ]
-          + [
-              paper_cell("simvae", dataset),
-              targets_cell(dataset, finals[dataset]),
-          ]
-          for dataset in FLAGS.datasets
-      ],
-  )
-  per_run = runs.markdown_table(
-      [
-          "dataset",
-          "seed",
-          "MLP probe",
-          "linear probe",
-          "kNN",
-          "GMM",
-          "k",
-          "probe epoch",
-          "recon MSE",
-          "wall (min)",
-      ],
-      [
-          [dataset_name(d), s]
-          + [f"{100 * f['label'][m]:.2f}" for m in METRICS]
-          + [
-              f["label"]["knn_k"],
-              f["label"]["mlp_probe_epoch"],
-              f"{f['label']['recon_mse']:.4f}",
-              f"{w / 60:.1f}",
-          ]
-          for d in FLAGS.datasets
-          for s, f, w in zip(FLAGS.seeds, finals[d], walls[d])
-      ],
-  )
+  summary = reports.simvae_summary_table(finals, FLAGS.datasets)
+  seeds = [int(seed) for seed in FLAGS.seeds]
+  per_run = reports.per_run_table(finals, walls, FLAGS.datasets, seeds)
   total_wall = sum(sum(w) for w in walls.values())
   return f"""# SimVAE on MNIST and Fashion-MNIST ({FLAGS.num_epochs}-epoch schedule)
 
@@ -137,10 +74,11 @@ on {platform.machine()} with {os.cpu_count()} CPU cores, JAX {jax.__version__}
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-  finals, walls, histories = common.run_jobs(
-      ["simvae"],
-      lambda _, dataset, seed: make_config(dataset, seed),
-      lambda _, dataset, seed: f"{dataset}_seed{seed}",
+  jobs = common.grid(
+      ["simvae"], lambda _, dataset, seed: f"{dataset}_seed{seed}"
+  )
+  finals, walls, histories = common.run_grid(
+      jobs, lambda _, dataset, seed: make_config(dataset, seed)
   )
   finals, walls, histories = (
       finals["simvae"],

@@ -168,7 +168,7 @@ on {platform.machine()} with {os.cpu_count()} CPU cores, JAX {jax.__version__}
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  finals, walls, _ = common.run_method_jobs(make_config)
+  finals, walls, _ = common.run_grid(common.method_grid(), make_config)
   name = common.results_name()
   scatter(finals, os.path.join(FLAGS.results, f"{name}.png"))
   report = write_report(finals, walls, common.command_line(), name)

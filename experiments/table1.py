@@ -202,7 +202,7 @@ Wall time: {total_wall / 60:.0f} minutes for all jobs, on {platform.machine()} w
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  finals, walls, _ = common.run_method_jobs(make_config)
+  finals, walls, _ = common.run_grid(common.method_grid(), make_config)
   name = common.results_name((".md", "_reconstructions.png", "_samples.png"))
   grid_figure(
       os.path.join(FLAGS.results, f"{name}_reconstructions.png"),

@@ -54,14 +54,6 @@ COLLECTIVES = (
     "collective-permute",
 )
 
-# The image shape of each dataset, so that no data is read to size a run.
-IMAGE_SHAPES = {
-    "digits": (8, 8, 1),
-    "mnist": (28, 28, 1),
-    "fashion_mnist": (28, 28, 1),
-    "cifar10": (32, 32, 3),
-}
-
 
 class SizingError(RuntimeError):
   """The run cannot be sized (libtpu missing, unknown topology) or does not
@@ -112,14 +104,17 @@ def tpu_devices(topology: str) -> list:
 
 
 def image_shape_of(config) -> tuple[int, ...]:
+  """(H, W, C) of the config's images as the networks see them, from its
+  dataset facts: a square colour image of ``data.image_size`` when set, else
+  ``data.image_shape``."""
   if config.data.get("image_size", 0):
     return (config.data.image_size, config.data.image_size, 3)
-  name = config.data.name
-  if name not in IMAGE_SHAPES:
+  if not config.data.get("image_shape"):
     raise SizingError(
-        f"No image shape known for dataset {name!r}: pass --image_shape=H,W,C"
+        f"The config of dataset {config.data.name!r} states no "
+        "data.image_shape: pass --image_shape=H,W,C"
     )
-  return IMAGE_SHAPES[name]
+  return tuple(config.data.image_shape)
 
 
 def _memory(compiled) -> dict:
@@ -255,7 +250,7 @@ def define_flags() -> None:
   flags.DEFINE_list(
       "image_shape",
       [],
-      "H,W,C of the images; default: the config's dataset (IMAGE_SHAPES).",
+      "H,W,C of the images; default: the config's data.image_shape.",
   )
   flags.mark_flags_as_required(["config", "topology"])
 

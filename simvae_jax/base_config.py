@@ -41,6 +41,9 @@ def get_base_config() -> ml_collections.ConfigDict:
           train_subset=0,  # > 0: a fixed random subset of the training split
           center_crop=0,  # celeb_a / celeba_folder: centred square side (px)
           image_size=0,  # ... then resized to this side (0: as is)
+          # (H, W, C) of the stored images, so that a run is sized without
+          # reading data (python -m simvae_jax.aot); image_size overrides H, W.
+          image_shape=(),
           # tfds and the CelebA folder are decoded once into a uint8 cache:
           # in memory up to this size (GiB), else memory-mapped in cache_dir
           # (CelebA at 64 px, 2 GiB, is then shared by every run).

@@ -29,9 +29,12 @@ def step_flops(compiled) -> float:
   return float((analysis or {}).get("flops", 0.0))
 
 
-def matmul_gflop_per_s(size: int = 2048, repeats: int = 7) -> float:
-  """The yardstick: float32 GFLOP/s of a jitted [size, size] @ [size, size]."""
-  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+def matmul_gflop_per_s(
+    size: int = 2048, repeats: int = 7, dtype=jnp.float32
+) -> float:
+  """The yardstick: GFLOP/s of a jitted [size, size] @ [size, size] in
+  ``dtype`` on the default device (the median of ``repeats`` calls)."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), dtype)
   matmul = jax.jit(lambda a: a @ a)
   jax.block_until_ready(matmul(a))
   times = []

@@ -1,10 +1,14 @@
 """Every shipped config loads, validates and selects what it promises."""
 
+import zipfile
+
+import numpy as np
 import pytest
 
-from simvae_jax import configs, methods, train
+from simvae_jax import aot, configs, methods, train
+from simvae_jax.data import sources
 
-from conftest import load_repo_config
+from conftest import SHARED_DATASETS, load_repo_config
 
 
 @pytest.mark.parametrize("name", configs.names())
@@ -18,6 +22,38 @@ def test_config_is_valid(name):
   table = configs.module(name).PAPER_TABLE1
   assert set(table) <= set(methods.names())
   assert all(len(cell) == 2 for cell in table.values())
+
+
+def _stored_image_shapes(path) -> set:
+  """The (H, W, C) of every image array in an .npz file, from the arrays'
+  headers (nothing else is read)."""
+  shapes = set()
+  with zipfile.ZipFile(path) as archive:
+    for member in archive.namelist():
+      if member.startswith("x_"):
+        with archive.open(member) as file:
+          major, _ = np.lib.format.read_magic(file)
+          read_header = (
+              np.lib.format.read_array_header_1_0
+              if major == 1
+              else np.lib.format.read_array_header_2_0
+          )
+          stored = read_header(file)[0]
+          shapes.add(tuple(stored[1:]) + (1,) * (len(stored) == 3))
+  return shapes
+
+
+@pytest.mark.parametrize("name", configs.names())
+def test_the_config_states_the_shape_of_its_images(name):
+  """The shape sizing reads without data (``aot.image_shape_of``) is the
+  stored data's, where it is here (digits; ../shared's .npz files)."""
+  config = load_repo_config(name)
+  shape = aot.image_shape_of(config)
+  if name == "digits":
+    assert sources.load_source(config.data, "train").image_shape == shape
+  files = [SHARED_DATASETS / f for f in config.data.offline_files]
+  for path in filter(lambda path: path.exists(), files):
+    assert _stored_image_shapes(path) == {shape}, path
 
 
 def test_the_package_finds_every_config_the_command_line_reads():

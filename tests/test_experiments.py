@@ -1,5 +1,6 @@
 """Experiment plumbing: jobs are skipped when finished; table1 runs end to end."""
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,12 @@ from conftest import REPO, tiny_digits_config
 def run_script(script: str, tmp_path, *flags) -> str:
   """Runs ``experiments/<script>.py`` on digits with its jobs and results
   under tmp_path; asserts it succeeds and returns the results folder."""
+  script_output(script, tmp_path, *flags)
+  return tmp_path / "results"
+
+
+def script_output(script: str, tmp_path, *flags) -> str:
+  """``run_script``'s run; returns its stdout."""
   completed = subprocess.run(
       [
           sys.executable,
@@ -32,7 +39,7 @@ def run_script(script: str, tmp_path, *flags) -> str:
       timeout=600,
   )
   assert completed.returncode == 0, completed.stderr[-3000:]
-  return tmp_path / "results"
+  return completed.stdout
 
 
 @pytest.mark.slow
@@ -178,9 +185,15 @@ def test_style_vs_content_script_on_digits(tmp_path):
 
 @pytest.mark.slow
 def test_ablation_j_script_on_digits(tmp_path):
-  run_script(
-      "ablation_j", tmp_path, "--views=1,2", "--seeds=0", "--num_epochs=1"
+  flags = ("--views=1,2", "--seeds=0", "--num_epochs=1")
+  planned = script_output("ablation_j", tmp_path, *flags, "--dry_run")
+  assert planned.splitlines()[-1] == (
+      "3 jobs (3 new); nothing was run (--dry_run)."
   )
+  assert not (tmp_path / "runs").exists()
+  run_script("ablation_j", tmp_path, *flags)
+  done = script_output("ablation_j", tmp_path, *flags, "--dry_run")
+  assert f"finished {tmp_path}/runs/simclr/digits_J2_seed0" in done
   report = (tmp_path / "results" / "ablation_j.md").read_text()
   assert (tmp_path / "results" / "ablation_j.png").exists()
   assert "| simvae | 1 |" in report and "| simvae | 2 |" in report
@@ -298,6 +311,82 @@ def test_lr_sweep_then_trains_the_chosen_rate_longer_and_tests_only_that(
 def test_markdown_table_is_one_helper_for_every_report():
   assert runs.markdown_table(["a", "b"], [[1, "x"], [2.5, ""]]) == (
       "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
+  )
+
+
+def test_a_grid_is_data_and_says_which_jobs_are_done(tmp_path):
+  jobs = runs.grid(
+      [("simvae", 1), ("simclr", 2)],
+      ["mnist"],
+      [0, 1],
+      lambda setting, dataset, seed: f"{setting[0]}/{dataset}_J{setting[1]}_s{seed}",
+  )
+  assert [job.name for job in jobs] == [
+      "simvae/mnist_J1_s0",
+      "simvae/mnist_J1_s1",
+      "simclr/mnist_J2_s0",
+      "simclr/mnist_J2_s1",
+  ]
+  assert jobs[2] == runs.Job(("simclr", 2), "mnist", 0, "simclr/mnist_J2_s0")
+  config = tiny_digits_config(num_steps=4)
+  workdir = tmp_path / "job"
+  assert runs.job_state(config, str(workdir)) == "new"
+  workdir.mkdir()
+  (workdir / "checkpoints").mkdir()
+  assert runs.job_state(config, str(workdir)) == "resumes"
+  job = {"config": runs.run_dir.resolved(config), "finished": True}
+  (workdir / "job.json").write_text(json.dumps(job))
+  assert runs.job_state(config, str(workdir)) == "finished"
+  assert runs.job_state(tiny_digits_config(num_steps=6), str(workdir)) == (
+      "resumes"
+  )
+
+
+def test_the_sweep_and_simvae_tables_are_pure_functions_of_the_results():
+  def label(val, test):
+    return {
+        "mlp_probe_val_acc": val,
+        "knn_val_acc": val,
+        "mlp_probe_acc": test,
+        "knn_acc": test,
+        "linear_probe_acc": test,
+    }
+
+  finals = {
+      ("simclr", 1e-3): {"mnist": [{"label": label(0.90, 0.80)}]},
+      ("simclr", 1e-2): {"mnist": [{"label": label(0.95, 0.70)}]},
+  }
+  sweep = reports.by_method_and_dataset(finals)
+  assert list(sweep) == [("simclr", "mnist")]
+  assert reports.chosen_rate(sweep["simclr", "mnist"]) == 1e-2  # on val
+  rows = reports.sweep_table(sweep, show_test=True).splitlines()[2:]
+  assert rows == [
+      "| simclr | MNIST | 0.001 | 90.0 | 90.0 |  |  |",
+      "| simclr | MNIST | 0.01 (chosen, at the edge of the grid) | 95.0 | 95.0"
+      " | **70.0** | **70.0** |",
+  ]
+  hidden = reports.sweep_table(sweep, show_test=False)
+  assert "**" not in hidden
+  chosen = {("simclr", "mnist"): {1e-2: sweep["simclr", "mnist"][1e-2]}}
+  assert reports.chosen_runs_table(chosen).splitlines()[2] == (
+      "| simclr | MNIST | 0.01 | 95.0 | **70.0** | **70.0** | 70.0 | 97.2 / 97.2 |"
+  )
+
+  def final(acc):
+    keys = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
+    extra = {"knn_k": 5, "mlp_probe_epoch": 3, "recon_mse": 0.01}
+    return {"label": {**dict.fromkeys(keys, acc), **extra}}
+
+  simvae = {"mnist": [final(0.97), final(0.99)]}
+  summary = reports.simvae_summary_table(simvae, ["mnist"]).splitlines()
+  assert summary[2].endswith(
+      "| 98.0 ± 1.0 | 98.4 / 98.5 | MLP met (>= 98.0), kNN met (>= 98.0) |"
+  )
+  per_run = reports.per_run_table(
+      simvae, {"mnist": [60.0, 90.0]}, ["mnist"], [0, 1]
+  )
+  assert per_run.splitlines()[3] == (
+      "| MNIST | 1 | 99.00 | 99.00 | 99.00 | 99.00 | 5 | 3 | 0.0100 | 1.5 |"
   )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import load_repo_config, tiny_digits_config
 
-from simvae_jax import train
+from simvae_jax import aot, train
 from simvae_jax.data import tfds_cache
 
 
@@ -56,7 +56,7 @@ def test_stl10_trains_on_unlabelled_and_probes_on_train(tmp_path, monkeypatch):
   for metric in ("mlp_probe_acc", "knn_acc", "gmm_acc", "recon_mse"):
     assert metric in final["label"], metric
   run = json.loads((tmp_path / "run" / "run.json").read_text())
-  assert run["image_shape"] == [96, 96, 3]
+  assert run["image_shape"] == [96, 96, 3] == list(aot.image_shape_of(config))
   resolved = json.loads((tmp_path / "run" / "config.json").read_text())
   assert resolved["data"]["train_split"] == "unlabelled"
   assert resolved["data"]["probe_split"] == "train"

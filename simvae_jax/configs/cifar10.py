@@ -28,6 +28,7 @@ def get_config(arg: str | None = None):
   )
   config = base_config.natural_image_config(variant)
   config.data.name = "cifar10"
+  config.data.image_shape = (32, 32, 3)
   config.data.display_name = "CIFAR-10"
   config.data.offline_files = (
       "cifar10_train_part0.npz",

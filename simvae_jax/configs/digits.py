@@ -16,6 +16,7 @@ def get_config(arg: str | None = None):
   config = base_config.get_base_config()
   config.data.source = "digits"
   config.data.name = "digits"
+  config.data.image_shape = (8, 8, 1)
   config.num_views = 4
   config.batch_size = 64
   config.num_epochs = 150

@@ -25,6 +25,7 @@ def get_config(arg: str | None = None):
       base_config.parse_variant(arg, ("paper", "authors", "quick"))
   )
   config.data.name = "fashion_mnist"
+  config.data.image_shape = (28, 28, 1)
   config.data.display_name = "Fashion-MNIST"
   config.data.offline_files = ("fashion_mnist.npz",)
   return config

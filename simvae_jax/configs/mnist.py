@@ -26,6 +26,7 @@ def get_config(arg: str | None = None):
       base_config.parse_variant(arg, ("paper", "authors", "quick"))
   )
   config.data.name = "mnist"
+  config.data.image_shape = (28, 28, 1)
   config.data.display_name = "MNIST"
   config.data.offline_files = ("mnist.npz",)
   return config

@@ -26,6 +26,7 @@ def get_config(arg: str | None = None):
   )
   config = base_config.natural_image_config(variant)
   config.data.name = "stl10"
+  config.data.image_shape = (96, 96, 3)
   config.data.display_name = "STL-10"
   config.data.train_split = "unlabelled"
   config.data.probe_split = "train"

@@ -13,7 +13,7 @@ import numpy as np
 from etils import epath
 
 from simvae_jax.data import augment, sources
-from simvae_jax.evaluation import representations
+from simvae_jax.evaluation import representations, style
 from simvae_jax.evaluation.common import Stopwatch
 
 
@@ -85,6 +85,32 @@ class Context:
       return self.map(represent, self.data.probe), self.map(
           represent, self.data.test
       )
+
+  def style_representations(self, tasks: list) -> dict:
+    """{"style/<task>": (train representations [n, D], classes [n], test
+    representations, classes)} of each ``style.StyleTask``'s transformed
+    images (the first ``eval.style_max_examples`` of each split); computed by
+    all processes together."""
+    if not tasks:
+      return {}
+    config = self.experiment.config
+    limit = config.eval.style_max_examples
+    splits = {
+        "train": sources.read_all(self.data.probe, limit)[0],
+        "test": sources.read_all(self.data.test, limit)[0],
+    }
+    represented = {}
+    for task in tasks:
+      data = []
+      for split, images in splits.items():
+        classes = style.draw_classes(task, len(images), config.seed, split)
+        with self.timer("style_images"):
+          transformed = style.transform_images(task, images, classes)
+        with self.timer("representations"):
+          represent = representations.compute_representations
+          data += [self.map(represent, transformed), classes]
+      represented[f"style/{task.name}"] = tuple(data)
+    return represented
 
   def originals(self, images: np.ndarray) -> np.ndarray:
     """uint8 images as the networks see them: float in [0, 1] (binarised if

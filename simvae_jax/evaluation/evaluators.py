@@ -64,7 +64,7 @@ class Representation:
     if context.reconstruction:
       with context.timer("reconstruction"):
         recon_mse = context.map(representations.reconstruction_mse, data.test)
-    style_data = self._style_representations(context)
+    style_data = context.style_representations(self.style_tasks)
     if not is_main_process():
       return {"label": {}}
     further = tasks.select(
@@ -91,34 +91,6 @@ class Representation:
     if recon_mse is not None:
       label["recon_mse"] = recon_mse
     return {"label": label, **({"tasks": task_results} if task_results else {})}
-
-  def _style_representations(self, context: Context) -> dict:
-    """{"style/<task>": (train representations [n, D], classes [n], test
-    representations, classes)} of each style task's transformed images (the
-    first ``eval.style_max_examples`` of each split); computed by all
-    processes together."""
-    if not self.style_tasks:
-      return {}
-    config = context.experiment.config
-    limit = config.eval.style_max_examples
-    splits = {
-        "train": sources.read_all(context.data.probe, limit)[0],
-        "test": sources.read_all(context.data.test, limit)[0],
-    }
-    represented = {}
-    for task in self.style_tasks:
-      data = []
-      for split, images in splits.items():
-        classes = style.draw_classes(task, len(images), config.seed, split)
-        with context.timer("style_images"):
-          transformed = style.transform_images(task, images, classes)
-        with context.timer("representations"):
-          data += [
-              context.map(representations.compute_representations, transformed),
-              classes,
-          ]
-      represented[f"style/{task.name}"] = tuple(data)
-    return represented
 
 
 class Online:
