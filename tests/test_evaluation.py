@@ -120,6 +120,19 @@ def test_gmm_recovers_clusters(separable, backend):
   assert result["gmm_nmi"] >= 0.95 and result["gmm_ari"] >= 0.95
 
 
+def test_auto_fits_on_the_device_from_enough_points(separable, monkeypatch):
+  called = []
+  for name in ("_device_clusters", "_sklearn_clusters"):
+    fit = getattr(clustering, name)
+    spy = lambda *args, fit=fit, name=name: called.append(name) or fit(*args)
+    monkeypatch.setattr(clustering, name, spy)
+  assert len(separable[0]) < clustering.DEVICE_MIN_POINTS
+  clustering.gmm_evaluate(*separable, seed=0)
+  monkeypatch.setattr(clustering, "DEVICE_MIN_POINTS", len(separable[0]))
+  clustering.gmm_evaluate(*separable, seed=0)
+  assert called == ["_sklearn_clusters", "_device_clusters"]
+
+
 def test_gmm_on_shuffled_labels_is_at_chance(separable):
   train_x, train_y, test_x, test_y = separable
   rng = np.random.default_rng(0)

@@ -88,13 +88,53 @@ def test_the_compiled_programs_call_no_lapack_kernel():
   during a CIFAR-10 fit, so the factorisation stays on the host."""
   x, _ = anisotropic_clusters(num_points=64)
   points, mask = gmm._device_points(x, x.mean(0), x.std(0), None)
+  features = gmm.quadratic_features(points)
   centres = np.stack([x[:4], x[4:8]])
-  statistics = gmm._start_all.lower(points, mask, centres)
-  params = gmm._parameters(gmm._start_all(points, mask, centres), 1e-5)
-  step = gmm._em_step_all.lower(points, mask, params)
-  for lowered in (statistics, step):
+  statistics = gmm._start_all.lower(points, features, mask, centres)
+  params = gmm._parameters(gmm._start_all(points, None, mask, centres), 1e-5)
+  steps = [
+      gmm._em_step_all.lower(points, f, mask, params) for f in (features, None)
+  ]
+  for lowered in (statistics, *steps):
     text = lowered.compile().as_text()
     assert 'custom_call_target="lapack' not in text
+
+
+def test_the_two_forms_of_an_em_step_agree_with_a_float64_reference():
+  """EM with the points' quadratic features and without them (the form for
+  features too large to keep) against NumPy in float64: log-likelihoods,
+  weights, means and covariances of two mixtures at once."""
+  x, _ = anisotropic_clusters(num_points=500, dim=5)
+  x = (x - x.mean(0)) / x.std(0)
+  points, mask = gmm._device_points(x, np.zeros(5), np.ones(5), None)
+  features = gmm.quadratic_features(points)
+  centres = np.stack([x[:4], x[10:14]])
+  params = gmm._parameters(gmm._start_all(points, None, mask, centres), 1e-5)
+  weights, means, factors = (np.asarray(p, np.float64) for p in params)
+  x64 = x.astype(np.float64)
+  log_joint = np.empty((500, 2, 4))
+  for i, k in np.ndindex(2, 4):
+    covariance = np.linalg.inv(factors[i, k] @ factors[i, k].T)
+    centred = x64 - means[i, k]
+    mahalanobis = np.einsum(
+        "nd,de,ne->n", centred, np.linalg.inv(covariance), centred
+    )
+    log_joint[:, i, k] = np.log(weights[i, k]) - 0.5 * (
+        mahalanobis + np.linalg.slogdet(2 * np.pi * covariance)[1]
+    )
+  log_norm = np.logaddexp.reduce(log_joint, axis=2)
+  resp = np.exp(log_joint - log_norm[..., None])
+  counts = resp.sum(0)
+  expected_means = np.einsum("nik,nd->ikd", resp, x64) / counts[..., None]
+  centred = x64[:, None, None] - expected_means  # [N, I, K, d]
+  expected_cov = np.einsum("nik,nikd,nike->ikde", resp, centred, centred)
+  expected_cov /= counts[..., None, None]
+  for form in (features, None):
+    (w, m, c), bounds = gmm._em_step_all(points, form, mask, params)
+    np.testing.assert_allclose(bounds, log_norm.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(w, counts / 500, atol=1e-5)
+    np.testing.assert_allclose(m, expected_means, atol=1e-4)
+    np.testing.assert_allclose(c, expected_cov, atol=1e-4)
 
 
 def test_more_components_than_points_is_a_clear_error():

@@ -15,14 +15,20 @@ means are O(1) against the second moments. Every pass over the points (E-step
 and sufficient statistics) runs on the devices in float32; the precisions'
 Cholesky factors (components x d x d) are computed on the host in float64
 (``precision_cholesky``; a failed factorisation is retried with a stronger
-diagonal, 1e-3 x the mean variance). Log-densities use those factors, as
-scikit-learn does, so the E-step is one matmul per component.
+diagonal, 1e-3 x the mean variance).
+
+Speed: the points' quadratic features (x_a x_b, a <= b; [N, d(d+1)/2]) are
+computed once, and then both passes of every iteration are one matmul with a
+long contraction: x^T Lambda x of every component from the features and the
+precisions, and every component's second moments from the features and the
+responsibilities. Where the features would not fit in memory
+(``FEATURE_BYTES_PER_DEVICE``), the E-step multiplies the points by every
+precision factor and the M-step weights the points per component instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +36,12 @@ import numpy as np
 import scipy.linalg
 
 from simvae_jax import sharding
-from simvae_jax.evaluation.knn import squared_distances
+from simvae_jax.evaluation import kmeans
 
 HIGHEST = jax.lax.Precision.HIGHEST
+# The most memory per device that the points' quadratic features may take
+# (CelebA's 162,770 x 64 representations: 1.3 GiB).
+FEATURE_BYTES_PER_DEVICE = 2**31
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,30 +85,64 @@ def _device_points(x, shift, scale, mesh):
   return jax.device_put(points, sharded), jax.device_put(mask, sharded)
 
 
-def _estimate_log_gaussian(points, means, precision_chol):
-  """log N(x_n | mu_ik, Sigma_ik) [N, I, K] of points [N, d] under I mixtures'
-  means [I, K, d] and precision factors [I, K, d, d]: one matmul of the
-  points with every factor side by side (2x faster on a CPU than a batched
-  product)."""
+def quadratic_features(points):
+  """The upper triangle of each point's outer product, x_a x_b for a <= b:
+  [N, d(d+1)/2] of points [N, d]."""
+  rows, cols = np.triu_indices(points.shape[1])
+  return points[:, rows] * points[:, cols]
+
+
+def _symmetric(upper, dim: int):
+  """[M, d, d] symmetric matrices from their upper triangles [M, d(d+1)/2]
+  (``quadratic_features``' order)."""
+  position = np.zeros((dim, dim), np.int32)
+  position[np.triu_indices(dim)] = np.arange(dim * (dim + 1) // 2)
+  return upper[:, np.maximum(position, position.T)]
+
+
+def _mahalanobis(points, features, means, precision_chol):
+  """Squared Mahalanobis distances [N, I, K] of points [N, d] to I mixtures'
+  means [I, K, d] under their precision factors [I, K, d, d].
+
+  With the points' ``quadratic_features`` [N, F], x^T Lambda x of every
+  component is one matmul of the features with the precisions' upper
+  triangles (a long contraction: 6x faster on a CPU); without them (None),
+  one matmul of the points with every factor side by side.
+  """
   inits, components, dim, _ = precision_chol.shape
-  side_by_side = jnp.transpose(precision_chol, (2, 0, 1, 3)).reshape(dim, -1)
-  projected = jnp.matmul(points, side_by_side, precision=HIGHEST).reshape(
-      -1, inits, components, dim
-  ) - jnp.einsum("ikd,ikde->ike", means, precision_chol, precision=HIGHEST)
+  if features is None:
+    side_by_side = jnp.transpose(precision_chol, (2, 0, 1, 3))
+    projected = jnp.matmul(
+        points, side_by_side.reshape(dim, -1), precision=HIGHEST
+    ).reshape(-1, inits, components, dim) - jnp.einsum(
+        "ikd,ikde->ike", means, precision_chol, precision=HIGHEST
+    )
+    return jnp.sum(projected**2, axis=3)
+  precision = jnp.einsum(
+      "ikab,ikcb->ikac", precision_chol, precision_chol, precision=HIGHEST
+  )
+  rows, cols = np.triu_indices(dim)
+  upper = precision[:, :, rows, cols] * np.where(rows == cols, 1.0, 2.0)
+  quadratic = jnp.matmul(
+      features, upper.reshape(inits * components, -1).T, precision=HIGHEST
+  ).reshape(-1, inits, components)
+  pulled = jnp.einsum("ikab,ikb->ika", precision, means, precision=HIGHEST)
+  linear = jnp.einsum("nd,ikd->nik", points, pulled, precision=HIGHEST)
+  return quadratic - 2 * linear + jnp.sum(means * pulled, axis=2)
+
+
+def _log_responsibilities(points, features, weights, means, precision_chol):
+  """(log responsibilities [N, I, K], log-likelihood of each point [N, I])
+  under I mixtures (weights [I, K], means [I, K, d], factors [I, K, d, d])."""
+  dim = points.shape[1]
   log_det = jnp.sum(
       jnp.log(jnp.diagonal(precision_chol, axis1=2, axis2=3)), axis=2
   )
-  return (
-      -0.5 * (dim * jnp.log(2 * jnp.pi) + jnp.sum(projected**2, axis=3))
+  mahalanobis = _mahalanobis(points, features, means, precision_chol)
+  joint = (
+      -0.5 * (dim * jnp.log(2 * jnp.pi) + mahalanobis)
       + log_det
-  )
-
-
-def _log_responsibilities(points, weights, means, precision_chol):
-  """(log responsibilities [N, I, K], log-likelihood of each point [N, I])
-  under I mixtures (weights [I, K], means [I, K, d], factors [I, K, d, d])."""
-  joint = _estimate_log_gaussian(points, means, precision_chol) + jnp.log(
-      weights
+      + jnp.log(weights)
   )
   log_norm = jax.nn.logsumexp(joint, axis=2)
   return joint - log_norm[..., None], log_norm
@@ -129,112 +172,59 @@ def precision_cholesky(covariances, reg_covar: float) -> np.ndarray:
   return factors.astype(np.float32)
 
 
-def _statistics(points, mask, resp):
-  """Weights [K], means [K, d] and covariances [K, d, d] (without reg_covar)
-  from responsibilities [N, K] (padding rows weighted 0): the M-step but for
-  the factorisation, which ``precision_cholesky`` does on the host."""
-  resp = resp * mask[:, None]
-  counts = resp.sum(axis=0) + 10 * jnp.finfo(points.dtype).eps
-  means = (
-      jnp.einsum("nk,nd->kd", resp, points, precision=HIGHEST) / counts[:, None]
-  )
-  # Second moments minus the means' outer products: one batched matmul
-  # (centring every point for every component costs 3x more on a CPU). The
-  # points are standardised, so the means are O(1) and the difference keeps
-  # float32 precision; reg_covar and the factorisation's fallback cover the
-  # rest.
-  weighted = points[None] * resp.T[:, :, None]  # [K, N, d]
-  second = jnp.einsum("kni,nj->kij", weighted, points, precision=HIGHEST)
+def _statistics(points, features, mask, resp):
+  """Weights [I, K], means [I, K, d] and covariances [I, K, d, d] (without
+  reg_covar) of I mixtures from responsibilities [N, I, K] (padding rows
+  weighted 0): the M-step but for the factorisation, which
+  ``precision_cholesky`` does on the host.
+
+  Second moments minus the means' outer products, the moments one matmul of
+  the responsibilities with the points' ``quadratic_features`` (or, without
+  them, one batched matmul of the weighted points; centring every point for
+  every component costs 3x more on a CPU). The points are standardised, so
+  the means are O(1) and the difference keeps float32 precision; reg_covar
+  and the factorisation's fallback cover the rest.
+  """
+  count, inits, components = resp.shape
+  dim = points.shape[1]
+  resp = (resp * mask[:, None, None]).reshape(count, -1).T  # [IK, N]
+  counts = resp.sum(axis=1) + 10 * jnp.finfo(points.dtype).eps
+  means = jnp.matmul(resp, points, precision=HIGHEST) / counts[:, None]
+  if features is None:
+    weighted = points[None] * resp[:, :, None]  # [IK, N, d]
+    second = jnp.einsum("kni,nj->kij", weighted, points, precision=HIGHEST)
+  else:
+    second = _symmetric(jnp.matmul(resp, features, precision=HIGHEST), dim)
   covariances = second / counts[:, None, None] - jnp.einsum(
       "ki,kj->kij", means, means
   )
-  return counts / mask.sum(), means, covariances
-
-
-def _kmeans_plus_plus(key, points, mask, num_components: int):
-  """Greedy k-means++ seeding (as scikit-learn's): centres [K, d]; each new
-  centre is the best, by the resulting sum of squared distances, of 2 +
-  log(K) candidates drawn with probability proportional to the squared
-  distance to the nearest centre so far."""
-  trials = 2 + int(np.log(num_components))
-  keys = jax.random.split(key, num_components)
-  first = jax.random.choice(keys[0], points.shape[0], p=mask / mask.sum())
-  centres = jnp.zeros((num_components, points.shape[1]), points.dtype)
-  centres = centres.at[0].set(points[first])
-  nearest = squared_distances(points, centres[:1])[:, 0] * mask
-
-  def pick(i, carry):
-    centres, nearest = carry
-    candidates = jax.random.choice(
-        keys[i], points.shape[0], (trials,), p=nearest / nearest.sum()
-    )
-    distances = squared_distances(points, points[candidates]) * mask[:, None]
-    potentials = jnp.minimum(nearest[:, None], distances)  # [N, trials]
-    best = jnp.argmin(potentials.sum(axis=0))
-    centres = centres.at[i].set(points[candidates[best]])
-    return centres, potentials[:, best]
-
-  return jax.lax.fori_loop(1, num_components, pick, (centres, nearest))[0]
-
-
-def _assign(points, centres):
-  """Index [N] of each point's nearest centre."""
-  return jnp.argmin(squared_distances(points, centres), axis=1)
-
-
-@functools.partial(jax.jit, static_argnums=3)
-def _seed_all(points, mask, keys, num_components: int):
-  """k-means++ centres [I, K, d] from each of the keys [I, 2]."""
-  return jax.vmap(_kmeans_plus_plus, in_axes=(0, None, None, None))(
-      keys, points, mask, num_components
+  return (
+      (counts / mask.sum()).reshape(inits, components),
+      means.reshape(inits, components, dim),
+      covariances.reshape(inits, components, dim, dim),
   )
 
 
 @jax.jit
-def _lloyd_all(points, mask, centres):
-  """One Lloyd step of each initialisation's centres [I, K, d] (an empty
-  cluster keeps its centre); also whether any assignment changed."""
-
-  def lloyd(centres):
-    assign = jax.nn.one_hot(_assign(points, centres), centres.shape[0])
-    assign = assign * mask[:, None]
-    counts = assign.sum(axis=0)
-    sums = jnp.matmul(assign.T, points, precision=HIGHEST)
-    new = jnp.where(
-        counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres
-    )
-    moved = jnp.any(_assign(points, new) != _assign(points, centres))
-    return new, moved
-
-  new, moved = jax.vmap(lloyd)(centres)
-  return new, jnp.any(moved)
+def _start_all(points, features, mask, centres):
+  """Statistics [I, ...] (``_statistics``) of the hard k-means assignments
+  to each initialisation's centres [I, K, d]."""
+  assign = jax.vmap(kmeans.assign, in_axes=(None, 0), out_axes=1)(
+      points, centres
+  )
+  return _statistics(
+      points, features, mask, jax.nn.one_hot(assign, centres.shape[1])
+  )
 
 
 @jax.jit
-def _start_all(points, mask, centres):
-  """Statistics [I, ...] (``_statistics``) of the hard k-means assignments."""
-
-  def start(centres):
-    resp = jax.nn.one_hot(_assign(points, centres), centres.shape[0])
-    return _statistics(points, mask, resp)
-
-  return jax.vmap(start)(centres)
-
-
-@jax.jit
-def _em_step_all(points, mask, params):
+def _em_step_all(points, features, mask, params):
   """One EM iteration of each initialisation's (weights, means, precision
   factors) [I, ...]: its new statistics (``_statistics``) and the mean
   log-likelihood [I] of the parameters it started from."""
-  log_resp, log_norm = _log_responsibilities(points, *params)
+  log_resp, log_norm = _log_responsibilities(points, features, *params)
   bounds = jnp.sum(log_norm * mask[:, None], axis=0) / mask.sum()
-  # Initialisation-major responsibilities [I, N, K]: the statistics' products
-  # then read contiguous rows (15% faster on a CPU than vmapping over axis 1).
-  resp = jnp.exp(jnp.transpose(log_resp, (1, 0, 2)))
-  statistics = jax.vmap(_statistics, in_axes=(None, None, 0))(
-      points, mask, resp
-  )
-  return statistics, bounds
+  return _statistics(points, features, mask, jnp.exp(log_resp)), bounds
 
 
 def _parameters(statistics, reg_covar: float):
@@ -247,7 +237,20 @@ def _parameters(statistics, reg_covar: float):
 def _most_probable(points, weights, means, precision_chol):
   """int [N]: each point's most probable component of one mixture."""
   one = (weights[None], means[None], precision_chol[None])
-  return jnp.argmax(_log_responsibilities(points, *one)[0][:, 0], axis=1)
+  log_resp = _log_responsibilities(points, None, *one)[0]
+  return jnp.argmax(log_resp[:, 0], axis=1)
+
+
+def _features_that_fit(points):
+  """The points' ``quadratic_features`` (split like the points), or None
+  where they would exceed ``FEATURE_BYTES_PER_DEVICE`` (e.g. 512-d
+  representations): EM then takes the slower form that needs none."""
+  rows, dim = points.sharding.shard_shape(points.shape)
+  if rows * dim * (dim + 1) // 2 * points.dtype.itemsize > (
+      FEATURE_BYTES_PER_DEVICE
+  ):
+    return None
+  return jax.jit(quadratic_features)(points)
 
 
 def fit(
@@ -275,20 +278,19 @@ def fit(
   scale = x.std(axis=0) + 1e-6
   points, mask = _device_points(x, shift, scale, mesh)
   keys = jax.random.split(jax.random.PRNGKey(seed), num_inits)
-  centres = _seed_all(points, mask, keys, num_components)
-  for _ in range(kmeans_iterations):
-    centres, moved = _lloyd_all(points, mask, centres)
-    if not moved:
-      break
+  centres = kmeans.centres(
+      points, mask, keys, num_components, kmeans_iterations
+  )
   # EM driven from the host, one compiled iteration per call (XLA:CPU runs
   # these matmuls several times slower inside a compiled loop); the host
   # factorises the covariances between calls.
-  params = _parameters(_start_all(points, mask, centres), reg_covar)
+  features = _features_that_fit(points)
+  params = _parameters(_start_all(points, features, mask, centres), reg_covar)
   bounds = np.full(num_inits, -np.inf)
   iterations = np.zeros(num_inits, np.int64)
   active = np.ones(num_inits, bool)
   for _ in range(max_iter):
-    statistics, new_bounds = _em_step_all(points, mask, params)
+    statistics, new_bounds = _em_step_all(points, features, mask, params)
     new = _parameters(statistics, reg_covar)
     params = tuple(
         np.where(active.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)
@@ -301,16 +303,7 @@ def fit(
     active &= ~(np.abs(change) < tol)
     if not active.any():
       break
-  converged = ~active
   best = int(np.argmax(np.where(np.isfinite(bounds), bounds, -np.inf)))
-  weights, means, precision_chol = (p[best] for p in params)
-  return Mixture(
-      weights,
-      means,
-      precision_chol,
-      shift,
-      scale,
-      float(bounds[best]),
-      int(iterations[best]),
-      bool(converged[best]),
-  )
+  chosen = (p[best] for p in params)
+  fitted = (float(bounds[best]), int(iterations[best]), not active[best])
+  return Mixture(*chosen, shift, scale, *fitted)
