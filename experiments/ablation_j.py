@@ -28,13 +28,19 @@ import runs
 from simvae_jax import methods
 from paper import dataset_name
 
-common.define_flags(
-    root="runs/ablation_j", name="ablation_j", datasets=("mnist",), num_epochs=3
-)
 FLAGS = common.FLAGS
-_VIEWS = flags.DEFINE_list("views", ["1", "2", "4", "6", "10"], "Values of J.")
-_METHODS = flags.DEFINE_list("methods", ["simvae", "simclr"], "Methods.")
 METRICS = ("mlp_probe_acc", "knn_acc")
+
+
+def define_flags() -> None:
+  common.define_flags(
+      root="runs/ablation_j",
+      name="ablation_j",
+      datasets=("mnist",),
+      num_epochs=3,
+  )
+  flags.DEFINE_list("views", ["1", "2", "4", "6", "10"], "Values of J.")
+  flags.DEFINE_list("methods", ["simvae", "simclr"], "Methods.")
 
 
 def make_config(setting: tuple[str, int], dataset: str, seed: int):
@@ -44,12 +50,13 @@ def make_config(setting: tuple[str, int], dataset: str, seed: int):
   return config
 
 
-def settings():
-  """(method, J) pairs that are run, in order."""
+def settings(options) -> list[tuple[str, int]]:
+  """(method, J) pairs of ``options.methods`` and ``options.views`` that are
+  run (J at least the method's minimum), in order."""
   return [
       (method, views)
-      for method in _METHODS.value
-      for views in map(int, _VIEWS.value)
+      for method in options.methods
+      for views in map(int, options.views)
       if views >= methods.min_views(method)
   ]
 
@@ -57,21 +64,21 @@ def settings():
 def run_all() -> tuple[dict, dict]:
   """({(method, J): {dataset: [eval.json per seed]}}, the same of walls)."""
   jobs = common.grid(
-      settings(),
+      settings(FLAGS),
       lambda setting, dataset, seed: f"{setting[0]}/{dataset}_J{setting[1]}_seed{seed}",
   )
   finals, walls, _ = common.run_grid(jobs, make_config)
   return finals, walls
 
 
-def plot(finals: dict, path: str) -> None:
+def plot(finals: dict, options, path: str) -> None:
   fig = matplotlib.figure.Figure(
-      figsize=(5 * len(FLAGS.datasets), 4), layout="constrained"
+      figsize=(5 * len(options.datasets), 4), layout="constrained"
   )
-  axes = np.atleast_1d(fig.subplots(1, len(FLAGS.datasets)))
-  for ax, dataset in zip(axes, FLAGS.datasets):
-    for index, method in enumerate(_METHODS.value):
-      views = [j for m, j in settings() if m == method]
+  axes = np.atleast_1d(fig.subplots(1, len(options.datasets)))
+  for ax, dataset in zip(axes, options.datasets):
+    for index, method in enumerate(options.methods):
+      views = [j for m, j in settings(options) if m == method]
       for metric, style in zip(METRICS, ("-o", "--s")):
         stats = [
             runs.mean_and_error(
@@ -101,20 +108,22 @@ def plot(finals: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
-  config = make_config((_METHODS.value[0], 2), FLAGS.datasets[0], 0)
+def write_report(
+    finals: dict, walls: dict, options, config, command: str, name: str
+) -> str:
+  """The results file: ``options`` the script's flags, ``config`` a job's."""
   total_wall = sum(sum(w) for per in walls.values() for w in per.values())
-  return f"""# Accuracy against the number of views J ({FLAGS.num_epochs}-epoch schedule)
+  return f"""# Accuracy against the number of views J ({options.num_epochs}-epoch schedule)
 
 Top-1 test accuracy (%) of frozen representations, mean ± standard error over
-seeds {", ".join(FLAGS.seeds)} (MP = MLP probe; epoch and k chosen on a
+seeds {", ".join(options.seeds)} (MP = MLP probe; epoch and k chosen on a
 validation split of train, test once). Every setting sees {config.batch_size}
-images per step for {FLAGS.num_epochs} epochs, whatever J; {config.optimizer.name}
+images per step for {options.num_epochs} epochs, whatever J; {config.optimizer.name}
 lr {config.optimizer.learning_rate:g}; the same {runs.describe_setup(config)}.
 SimCLR with J > 2 is its multi-positive form (every other view of the image is
 a positive). Wall time per job covers training and evaluation.
 
-{reports.views_table(finals, walls, settings(), FLAGS.datasets)}
+{reports.views_table(finals, walls, settings(options), options.datasets)}
 
 ![accuracy against J]({name}.png)
 
@@ -130,10 +139,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   finals, walls = run_all()
   name = common.results_name()
-  plot(finals, os.path.join(FLAGS.results, f"{name}.png"))
-  report = write_report(finals, walls, common.command_line(), name)
+  plot(finals, FLAGS, os.path.join(FLAGS.results, f"{name}.png"))
+  config = make_config((FLAGS.methods[0], 2), FLAGS.datasets[0], 0)
+  command = common.command_line()
+  report = write_report(finals, walls, FLAGS, config, command, name)
   common.write_report(name, report)
 
 
 if __name__ == "__main__":
+  define_flags()
   common.run_script(main)

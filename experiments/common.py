@@ -1,7 +1,9 @@
 """Flags every experiment script shares (data, seeds, schedule, outputs).
 
-Scripts call ``define_flags(root=..., name=...)`` once at import, with their
-own defaults, and read the values from ``FLAGS``.
+Each script defines its flags in its own ``define_flags()`` (calling
+``define_flags(root=..., name=...)`` here with its defaults) only when run as a
+program, so that tests import every script into one process; its report
+functions take the parsed flags (``options``) and configs as arguments.
 """
 
 from __future__ import annotations

@@ -29,22 +29,25 @@ import reports
 import runs
 from paper import dataset_name, paper_accuracy
 
-common.define_flags(
-    root="runs/lr_sweep", name="lr_sweep", datasets=("mnist",), num_epochs=3
-)
-common.define_method_flags()
 FLAGS = common.FLAGS
-FLAGS.set_default("methods", ["simclr", "moco"])
-_RATES = flags.DEFINE_list(
-    "learning_rates", ["1e-4", "3e-4", "1e-3"], "Learning rates to try."
-)
-_FINAL_EPOCHS = flags.DEFINE_integer(
-    "final_num_epochs",
-    0,
-    "Then train each method's chosen rate for this many epochs and report "
-    "test for those runs only (0: report the sweep's own test accuracy).",
-)
-common.define_eval_every_flag(default=0)
+
+
+def define_flags() -> None:
+  common.define_flags(
+      root="runs/lr_sweep", name="lr_sweep", datasets=("mnist",), num_epochs=3
+  )
+  common.define_method_flags()
+  FLAGS.set_default("methods", ["simclr", "moco"])
+  flags.DEFINE_list(
+      "learning_rates", ["1e-4", "3e-4", "1e-3"], "Learning rates to try."
+  )
+  flags.DEFINE_integer(
+      "final_num_epochs",
+      0,
+      "Then train each method's chosen rate for this many epochs and report "
+      "test for those runs only (0: report the sweep's own test accuracy).",
+  )
+  common.define_eval_every_flag(default=0)
 
 
 def make_config(setting, dataset: str, seed: int):
@@ -56,7 +59,7 @@ def make_config(setting, dataset: str, seed: int):
 
 def make_final_config(setting, dataset: str, seed: int):
   config = make_config(setting, dataset, seed)
-  config.num_epochs = _FINAL_EPOCHS.value
+  config.num_epochs = FLAGS.final_num_epochs
   return common.evaluate_every_epochs(config, FLAGS.eval_every_epochs)
 
 
@@ -68,7 +71,9 @@ def job_name(setting, dataset: str, seed: int) -> str:
 def run_sweep() -> tuple[dict, dict]:
   """({(method, dataset): {lr: [eval.json "label" per seed]}}, {(method,
   lr): {dataset: [wall seconds per seed]}})."""
-  settings = [(m, r) for m in FLAGS.methods for r in map(float, _RATES.value)]
+  settings = [
+      (m, r) for m in FLAGS.methods for r in map(float, FLAGS.learning_rates)
+  ]
   jobs = common.grid(settings, job_name)
   finals, walls, _ = common.run_grid(jobs, make_config)
   return reports.by_method_and_dataset(finals), walls
@@ -76,7 +81,7 @@ def run_sweep() -> tuple[dict, dict]:
 
 def final_grid(sweep: dict) -> list[runs.Job]:
   """Each (method, dataset)'s chosen rate, trained for --final_num_epochs."""
-  name = lambda *job: f"{job_name(*job)}_{_FINAL_EPOCHS.value}epochs"
+  name = lambda *job: f"{job_name(*job)}_{FLAGS.final_num_epochs}epochs"
   return [
       job
       for (method, dataset), per_rate in sweep.items()
@@ -104,40 +109,47 @@ def run_final(sweep: dict) -> tuple[dict, dict, dict]:
   )
 
 
-def final_section(finals: dict, name: str) -> str:
-  """The long runs of the chosen rates against the paper's Table 1."""
+def final_section(finals: dict, options, config, name: str) -> str:
+  """The long runs of the chosen rates against the paper's Table 1
+  (``config``: one of their configs)."""
   table = reports.chosen_runs_table(finals)
-  (method, dataset), per_rate = next(iter(finals.items()))
-  config = make_final_config((method, next(iter(per_rate))), dataset, 0)
   return f"""
-## The chosen rates trained for {_FINAL_EPOCHS.value} epochs
+## The chosen rates trained for {options.final_num_epochs} epochs
 
 Each method's chosen rate above, trained again from scratch for
-{_FINAL_EPOCHS.value} epochs ({common.describe_optimizer(config)}); the only
+{options.final_num_epochs} epochs ({common.describe_optimizer(config)}); the only
 test numbers of this file.
 
 {table}
 
-Test accuracy against epochs (evaluated every {FLAGS.eval_every_epochs} epoch(s); dashed: the paper):
+Test accuracy against epochs (evaluated every {options.eval_every_epochs} epoch(s); dashed: the paper):
 ![accuracy vs epochs]({name}.png)
 """
 
 
 def write_report(
-    sweep: dict, finals: dict, walls: dict, command: str, name: str
+    sweep: dict,
+    finals: dict,
+    walls: dict,
+    options,
+    configs: tuple,
+    command: str,
+    name: str,
 ) -> str:
-  config = common.method_config(FLAGS.methods[0], FLAGS.datasets[0], 0)
-  return f"""# Learning rate per method ({FLAGS.num_epochs}-epoch {"pilot" if finals else "schedule"})
+  """The results file: ``options`` the script's flags, ``configs`` a sweep
+  job's config and a long run's (None without long runs)."""
+  config, final_config = configs
+  return f"""# Learning rate per method ({options.num_epochs}-epoch {"pilot" if finals else "schedule"})
 
 Accuracy (%) of frozen representations, mean ± standard error over seeds
-{", ".join(FLAGS.seeds)}. "val" is the validation split the probe and kNN
+{", ".join(options.seeds)}. "val" is the validation split the probe and kNN
 hold out of train (10%); the learning rate with the best validation MLP probe
 accuracy is chosen, and only {"the long run of the chosen rate (below) is tested" if finals else "its test accuracy is shown"}. Setting:
-{FLAGS.num_epochs} epochs, {config.batch_size} images x J = {config.num_views} views, the
+{options.num_epochs} epochs, {config.batch_size} images x J = {config.num_views} views, the
 shared {runs.describe_setup(config)}; {common.describe_optimizer(config, with_rate=False)}, with each learning rate below.
 
 {reports.sweep_table(sweep, show_test=not finals)}
-{final_section(finals, name) if finals else ""}
+{final_section(finals, options, final_config, name) if finals else ""}
 Command: `{command}`
 
 Wall time: {sum(sum(w) for per in walls.values() for w in per.values()) / 60:.0f} minutes for all jobs, on {platform.machine()}
@@ -150,7 +162,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   sweep, walls = run_sweep()
   finals, histories = {}, {}
-  if _FINAL_EPOCHS.value:
+  if FLAGS.final_num_epochs:
     finals, final_walls, histories = run_final(sweep)
     for setting, per_dataset in final_walls.items():
       for dataset, seconds in per_dataset.items():
@@ -167,11 +179,19 @@ def main(argv):
         {titles[key]: paper_accuracy(*key) for key in histories},
         os.path.join(FLAGS.results, f"{name}.png"),
     )
+  config = common.method_config(FLAGS.methods[0], FLAGS.datasets[0], 0)
+  final_config = None
+  if finals:
+    (method, dataset), per_rate = next(iter(finals.items()))
+    final_config = make_final_config((method, next(iter(per_rate))), dataset, 0)
+  command = common.command_line()
+  configs = (config, final_config)
   common.write_report(
       name,
-      write_report(sweep, finals, walls, common.command_line(), name),
+      write_report(sweep, finals, walls, FLAGS, configs, command, name),
   )
 
 
 if __name__ == "__main__":
+  define_flags()
   common.run_script(main)

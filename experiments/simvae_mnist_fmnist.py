@@ -23,9 +23,14 @@ import reports
 import runs
 from paper import dataset_name, paper_accuracy
 
-common.define_flags(root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist")
 FLAGS = common.FLAGS
-common.define_eval_every_flag(default=1)
+
+
+def define_flags() -> None:
+  common.define_flags(
+      root="runs/simvae_mnist_fmnist", name="simvae_mnist_fmnist"
+  )
+  common.define_eval_every_flag(default=1)
 
 
 def make_config(dataset: str, seed: int):
@@ -34,29 +39,31 @@ def make_config(dataset: str, seed: int):
   )
 
 
-def write_report(finals, walls, command: str, name: str) -> str:
-  config = make_config(FLAGS.datasets[0], 0)
-  summary = reports.simvae_summary_table(finals, FLAGS.datasets)
-  seeds = [int(seed) for seed in FLAGS.seeds]
-  per_run = reports.per_run_table(finals, walls, FLAGS.datasets, seeds)
+def write_report(
+    finals, walls, options, config, command: str, name: str
+) -> str:
+  """The results file: ``options`` the script's flags, ``config`` a job's."""
+  summary = reports.simvae_summary_table(finals, options.datasets)
+  seeds = [int(seed) for seed in options.seeds]
+  per_run = reports.per_run_table(finals, walls, options.datasets, seeds)
   total_wall = sum(sum(w) for w in walls.values())
-  return f"""# SimVAE on MNIST and Fashion-MNIST ({FLAGS.num_epochs}-epoch schedule)
+  return f"""# SimVAE on MNIST and Fashion-MNIST ({options.num_epochs}-epoch schedule)
 
 Test accuracy (%) of frozen SimVAE representations, mean ± standard error over
-seeds {", ".join(FLAGS.seeds)}. **Schedule: {FLAGS.num_epochs} epochs** (the paper trains for 400),
+seeds {", ".join(options.seeds)}. **Schedule: {options.num_epochs} epochs** (the paper trains for 400),
 {config.batch_size} images x J = {config.num_views} views per step,
 {common.describe_optimizer(config)}, {config.likelihood.name}
 likelihood (log sigma_x^2 = {config.likelihood.log_variance}), prior sigma^2 =
 {config.simvae.prior_variance}, N(0, I) prior on zbar: {config.simvae.mean_prior},
 {runs.describe_setup(config)}, config
-`configs/<dataset>.py:{FLAGS.variant}`.
+`configs/<dataset>.py:{options.variant}`.
 
 {summary}
 
-Protocol: {finals[FLAGS.datasets[0]][0]["label"]["protocol"]}. The paper (and the
+Protocol: {finals[options.datasets[0]][0]["label"]["protocol"]}. The paper (and the
 released code) report the best test accuracy over probe epochs and k instead.
 
-Accuracy against epochs (mean over seeds, evaluated every {FLAGS.eval_every_epochs} epoch(s)):
+Accuracy against epochs (mean over seeds, evaluated every {options.eval_every_epochs} epoch(s)):
 ![accuracy vs epochs]({name}.png)
 
 Per run (final evaluation):
@@ -92,8 +99,11 @@ def main(argv):
       os.path.join(FLAGS.results, f"{name}.png"),
   )
   command = common.command_line()
-  common.write_report(name, write_report(finals, walls, command, name))
+  config = make_config(FLAGS.datasets[0], 0)
+  report = write_report(finals, walls, FLAGS, config, command, name)
+  common.write_report(name, report)
 
 
 if __name__ == "__main__":
+  define_flags()
   common.run_script(main)

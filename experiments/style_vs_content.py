@@ -34,11 +34,14 @@ import runs
 from simvae_jax import methods
 from paper import dataset_name
 
-common.define_flags(root="runs/style_vs_content", name="style_vs_content")
-common.define_method_flags()
 FLAGS = common.FLAGS
 # H2: SimVAE keeps style that discriminative SSL methods discard.
 SSL_METHODS = methods.self_supervised()
+
+
+def define_flags() -> None:
+  common.define_flags(root="runs/style_vs_content", name="style_vs_content")
+  common.define_method_flags()
 
 
 def make_config(method: str, dataset: str, seed: int):
@@ -95,12 +98,12 @@ def verdict(finals: dict, dataset: str) -> str:
   )
 
 
-def scatter(finals: dict, path: str) -> None:
+def scatter(finals: dict, datasets: list, path: str) -> None:
   fig = matplotlib.figure.Figure(
-      figsize=(4.5 * len(FLAGS.datasets), 4.2), layout="constrained"
+      figsize=(4.5 * len(datasets), 4.2), layout="constrained"
   )
-  axes = np.atleast_1d(fig.subplots(1, len(FLAGS.datasets)))
-  for ax, dataset in zip(axes, FLAGS.datasets):
+  axes = np.atleast_1d(fig.subplots(1, len(datasets)))
+  for ax, dataset in zip(axes, datasets):
     for method, (content, style) in summary(finals, dataset).items():
       marker = "o" if method in SSL_METHODS else "s"
       ax.errorbar(
@@ -126,31 +129,33 @@ def scatter(finals: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
-  config = make_config("simvae", FLAGS.datasets[0], 0)
+def write_report(
+    finals: dict, walls: dict, options, config, command: str, name: str
+) -> str:
+  """The results file: ``options`` the script's flags, ``config`` a job's."""
   sections = "\n".join(f"""## {dataset_name(d)}
 
 {verdict(finals, d)}
 
-{reports.style_table(finals, FLAGS.methods, d)}
-""" for d in FLAGS.datasets)
+{reports.style_table(finals, options.methods, d)}
+""" for d in options.datasets)
   total_wall = sum(sum(w) for per in walls.values() for w in per.values())
-  return f"""# Style versus content (H2) ({FLAGS.num_epochs}-epoch schedule)
+  return f"""# Style versus content (H2) ({options.num_epochs}-epoch schedule)
 
 Top-1 test accuracy (%) of frozen representations, mean ± standard error over
-seeds {", ".join(FLAGS.seeds)}; MP = MLP probe. Content is the label; each style
+seeds {", ".join(options.seeds)}; MP = MLP probe. Content is the label; each style
 task transforms un-augmented images with a known answer (hflip, vflip: flipped
 or not; rotation: 0/90/180/270 degrees; crop_position: which quadrant a zoomed
 half-size crop shows; crop_scale: side 1, 0.75 or 0.5 of a zoomed centred crop;
 colour images also hue: shift by 0, 1/4, 1/2, 3/4; grayscale: or not), drawn
 uniformly per image, on the first {config.eval.style_max_examples} images of each
-split ({", ".join(dataset_name(d) for d in FLAGS.datasets)}). Every task uses the content
+split ({", ".join(dataset_name(d) for d in options.datasets)}). Every task uses the content
 task's protocol (MLP probe epoch and kNN k chosen on a validation split of train,
 test once). H2 (the paper) predicts that SimVAE's style accuracy exceeds that
 of the discriminative SSL methods ({", ".join(SSL_METHODS)}); the verdict
 compares it with the best of them that was run.
 
-Setting: {FLAGS.num_epochs} epochs, {config.batch_size} images x J = {config.num_views}
+Setting: {options.num_epochs} epochs, {config.batch_size} images x J = {config.num_views}
 views, {config.optimizer.name} lr {config.optimizer.learning_rate:g}, for every method the
 same {runs.describe_setup(config)}.
 
@@ -170,10 +175,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   finals, walls, _ = common.run_grid(common.method_grid(), make_config)
   name = common.results_name()
-  scatter(finals, os.path.join(FLAGS.results, f"{name}.png"))
-  report = write_report(finals, walls, common.command_line(), name)
+  scatter(finals, FLAGS.datasets, os.path.join(FLAGS.results, f"{name}.png"))
+  config = make_config("simvae", FLAGS.datasets[0], 0)
+  command = common.command_line()
+  report = write_report(finals, walls, FLAGS, config, command, name)
   common.write_report(name, report)
 
 
 if __name__ == "__main__":
+  define_flags()
   common.run_script(main)

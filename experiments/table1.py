@@ -29,33 +29,36 @@ import runs
 from simvae_jax import methods, outputs
 from paper import dataset_name
 
-common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
 FLAGS = common.FLAGS
-common.define_method_flags()
-_FID = flags.DEFINE_bool(
-    "fid",
-    False,
-    "Also report FID of samples and reconstructions (the final "
-    "evaluation; finished jobs are evaluated again, not retrained).",
-)
-_FID_CACHE = flags.DEFINE_string(
-    "fid_cache_dir",
-    "",
-    "Where FID's offline classifiers are cached ('' keeps " "the config's).",
-)
-_NOTES = flags.DEFINE_string(
-    "notes",
-    "",
-    "Markdown file appended to the report (the "
-    "discussion of the numbers), so that it survives regeneration.",
-)
+
+
+def define_flags() -> None:
+  common.define_flags(root="runs/table1", name="table1_mnist_fmnist")
+  common.define_method_flags()
+  flags.DEFINE_bool(
+      "fid",
+      False,
+      "Also report FID of samples and reconstructions (the final "
+      "evaluation; finished jobs are evaluated again, not retrained).",
+  )
+  flags.DEFINE_string(
+      "fid_cache_dir",
+      "",
+      "Where FID's offline classifiers are cached ('' keeps the config's).",
+  )
+  flags.DEFINE_string(
+      "notes",
+      "",
+      "Markdown file appended to the report (the discussion of the "
+      "numbers), so that it survives regeneration.",
+  )
 
 
 def make_config(method: str, dataset: str, seed: int):
   config = common.method_config(method, dataset, seed)
-  config.fid.enabled = _FID.value
-  if _FID_CACHE.value:
-    config.fid.cache_dir = _FID_CACHE.value
+  config.fid.enabled = FLAGS.fid
+  if FLAGS.fid_cache_dir:
+    config.fid.cache_dir = FLAGS.fid_cache_dir
   return config
 
 
@@ -141,8 +144,8 @@ through their post-hoc decoder).
 """
 
 
-def samples_line(name: str) -> str:
-  if not any(m in methods.generative() for m in FLAGS.methods):
+def samples_line(method_names: list, name: str) -> str:
+  if not any(m in methods.generative() for m in method_names):
     return ""
   return (
       "\nPrior samples of the generative methods (first seed):\n\n"
@@ -150,45 +153,48 @@ def samples_line(name: str) -> str:
   )
 
 
-def write_report(finals: dict, walls: dict, command: str, name: str) -> str:
-  config = make_config("simvae", FLAGS.datasets[0], 0)
+def write_report(
+    finals: dict, walls: dict, options, config, command: str, name: str
+) -> str:
+  """The results file: ``options`` the script's flags, ``config`` a job's
+  (its method sections give every method's hyperparameters)."""
   hyper = "\n".join(
-      f"- {m}: {make_config(m, FLAGS.datasets[0], 0)[m].to_dict()}"
-      for m in FLAGS.methods
+      f"- {m}: {config[m].to_dict()}"
+      for m in options.methods
       if methods.spec(m).defaults
   )
   total_wall = sum(
       sum(w) for per_dataset in walls.values() for w in per_dataset.values()
   )
-  names = " and ".join(dataset_name(d) for d in FLAGS.datasets)
-  return f"""# Table 1 on {names} ({FLAGS.num_epochs}-epoch schedule)
+  names = " and ".join(dataset_name(d) for d in options.datasets)
+  return f"""# Table 1 on {names} ({options.num_epochs}-epoch schedule)
 
 Top-1 test accuracy (%) of frozen representations, mean ± standard error over
-seeds {", ".join(FLAGS.seeds)}; MP = MLP probe. **Schedule: {FLAGS.num_epochs} epochs**
+seeds {", ".join(options.seeds)}; MP = MLP probe. **Schedule: {options.num_epochs} epochs**
 (the paper: 400), {config.batch_size} images x J = {config.num_views} views per step,
 {config.optimizer.name} lr {config.optimizer.learning_rate:g}, and for every method
 the same {runs.describe_setup(config)}; discriminative methods add a head
 {tuple(config.model.head_hidden)} -> {config.model.head_dim} and get a decoder trained
 for {config.posthoc_decoder.num_steps} steps on their frozen representations.
 
-{reports.accuracy_table(finals, FLAGS.methods, FLAGS.datasets)}
+{reports.accuracy_table(finals, options.methods, options.datasets)}
 
-Protocol: {finals[FLAGS.methods[0]][FLAGS.datasets[0]][0]["label"]["protocol"]}.
+Protocol: {finals[options.methods[0]][options.datasets[0]][0]["label"]["protocol"]}.
 
 Means more than 1 point away from the paper's numbers (400 epochs, J = 10, best
 test accuracy over epochs and k):
 
 {chr(10).join(paper.gaps_over(finals)) or "- none"}
 
-{fid_report(finals, FLAGS.methods, FLAGS.datasets)}
+{fid_report(finals, options.methods, options.datasets)}
 Reconstruction MSE per pixel on un-augmented test images (decoders of
 discriminative methods trained afterwards on frozen representations) and wall
 time per job (training, post-hoc decoder and evaluation):
 
-{reports.cost_table(finals, walls, FLAGS.methods, FLAGS.datasets)}
+{reports.cost_table(finals, walls, options.methods, options.datasets)}
 
 ![reconstructions]({name}_reconstructions.png)
-{samples_line(name)}
+{samples_line(options.methods, name)}
 Method hyperparameters:
 {hyper}
 
@@ -210,12 +216,15 @@ def main(argv):
   )
   if any(m in methods.generative() for m in FLAGS.methods):
     grid_figure(os.path.join(FLAGS.results, f"{name}_samples.png"), sample_rows)
-  report = write_report(finals, walls, common.command_line(), name)
-  if _NOTES.value:
-    with open(_NOTES.value) as file:
+  config = make_config("simvae", FLAGS.datasets[0], 0)
+  command = common.command_line()
+  report = write_report(finals, walls, FLAGS, config, command, name)
+  if FLAGS.notes:
+    with open(FLAGS.notes) as file:
       report += "\n" + file.read()
   common.write_report(name, report)
 
 
 if __name__ == "__main__":
+  define_flags()
   common.run_script(main)

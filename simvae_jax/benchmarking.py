@@ -216,18 +216,15 @@ def loop_benchmark(config, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as directory:
       writer, _ = writers.make_writers(directory, False)
       bar = tqdm.tqdm(total=steps, disable=True)
-      state = train.run_steps(
-          experiment,
-          state,
+      parts = train.LoopParts(
           iterator,
           dispatcher,
           _NoCheckpoints(),
           writer,
-          None,
           train.Preemption(),
           bar,
-          None,
       )
+      state = train.run_steps(experiment, state, parts)
       writer.close()
     return state, time.perf_counter() - started
 

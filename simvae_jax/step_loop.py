@@ -5,7 +5,9 @@ stops on a signal, all at dispatch boundaries (``run_steps``)."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -141,24 +143,31 @@ def dispatch_ends(start: int, total: int, per_dispatch: int):
     yield step
 
 
-def run_steps(
-    experiment,
-    state,
-    iterator,
-    dispatcher,
-    checkpointer,
-    writer,
-    evaluator,
-    preemption,
-    bar,
-    lock,
-) -> TrainState:
+@dataclasses.dataclass
+class LoopParts:
+  """What ``run_steps`` drives around the train state: the batch
+  ``iterator``, the ``dispatcher`` (K steps per call), the ``checkpointer``,
+  the metric ``writer``, the ``preemption`` watch, the progress ``bar``, the
+  periodic ``evaluator`` (None: no evaluation during training) and the
+  workdir's ownership ``lock`` (None: not checked before saves)."""
+
+  iterator: Any
+  dispatcher: Dispatcher
+  checkpointer: Any
+  writer: Any
+  preemption: Any
+  bar: Any
+  evaluator: Any = None
+  lock: Any = None
+
+
+def run_steps(experiment, state, parts: LoopParts) -> TrainState:
   """Steps from ``state.step + 1`` to the end (or a signal), K per dispatch:
   logs, checks for non-finite steps before each log and save, checkpoints,
   evaluates, all between dispatches."""
   config, total = experiment.config, experiment.total_steps
-  eval_every = config.eval.every_steps if evaluator is not None else 0
-  flags, progress = _Flags(), _Progress(bar)
+  eval_every = config.eval.every_steps if parts.evaluator is not None else 0
+  flags, progress = _Flags(), _Progress(parts.bar)
   cadence = checkpointing.Cadence(
       config.checkpoint_every, config.checkpoint_every_minutes
   )
@@ -167,36 +176,40 @@ def run_steps(
     log = last % config.log_every == 0 or last == total
     # Every step's sync point is passed (a multi-process stop is agreed on a
     # step number); the run stops at the end of the dispatch holding it.
-    interrupted = any([preemption.requested(s) for s in range(first, last + 1)])
+    interrupted = any(
+        [parts.preemption.requested(s) for s in range(first, last + 1)]
+    )
     save = cadence.due(last, log) or last == total or interrupted
     batches = train_step.stack_batches(
-        [next(iterator) for _ in range(first, last + 1)],
+        [next(parts.iterator) for _ in range(first, last + 1)],
         experiment.mesh,
         labels=experiment.monitor is not None,
     )
-    state, metrics = dispatcher(state, batches, diagnose=log or save)
+    state, metrics = parts.dispatcher(state, batches, diagnose=log or save)
     progress.dispatched(metrics, last - first + 1)
     flags.add(first, metrics)
     first = last + 1
     if log or save:
       progress.finish()
-      flags.check(config.skip_nonfinite, checkpointer)
+      flags.check(config.skip_nonfinite, parts.checkpointer)
     if log:
       values = {k: float(v[-1]) for k, v in jax.device_get(metrics).items()}
       del values["finite"]
-      writer.write_scalars(last, {**values, "nonfinite_steps": flags.skipped})
+      parts.writer.write_scalars(
+          last, {**values, "nonfinite_steps": flags.skipped}
+      )
       flags.skipped = 0
-      bar.set_postfix(loss=f"{values['loss']:.2f}")
+      parts.bar.set_postfix(loss=f"{values['loss']:.2f}")
     if save:
-      if lock is not None:
-        lock.check()
-      checkpointer.save(last, state, iterator)
+      if parts.lock is not None:
+        parts.lock.check()
+      parts.checkpointer.save(last, state, parts.iterator)
       cadence.saved()
     if interrupted:
-      preemption.stopped_at = last
-      report_interruption(preemption.signal, last, checkpointer)
+      parts.preemption.stopped_at = last
+      report_interruption(parts.preemption.signal, last, parts.checkpointer)
       break
     if eval_every and last % eval_every == 0 and last < total:
       progress.finish()
-      evaluator(state.params, state.model_state, last, state.online_probe)
+      parts.evaluator(state.params, state.model_state, last, state.online_probe)
   return state

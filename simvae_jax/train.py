@@ -36,6 +36,7 @@ from simvae_jax.experiment import Experiment, num_train_steps, validate_config
 from simvae_jax.preemption import Preemption
 from simvae_jax.step_loop import (
     Dispatcher,
+    LoopParts,
     NonFiniteError,
     compile_before_training,
     dispatch_ends,
@@ -51,6 +52,7 @@ __all__ = [
     "NonFiniteError",
     "Preemption",
     "dispatch_ends",
+    "LoopParts",
     "run_steps",
     "train",
     "train_and_evaluate",
@@ -104,18 +106,17 @@ def train(
     )
     try:
       with bar, preemption:
-        state = run_steps(
-            experiment,
-            state,
+        parts = LoopParts(
             iterator,
             dispatcher,
             checkpointer,
             writer,
-            evaluator,
             preemption,
             bar,
+            evaluator,
             lock,
         )
+        state = run_steps(experiment, state, parts)
       # Nothing was trained (the random encoder): save its initial state.
       if checkpointer.latest_step() is None:
         checkpointer.save(total, state, iterator)

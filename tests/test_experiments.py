@@ -8,7 +8,6 @@ import sys
 import pytest
 
 import paper
-import reports
 import runs
 from simvae_jax import outputs
 
@@ -308,12 +307,6 @@ def test_lr_sweep_then_trains_the_chosen_rate_longer_and_tests_only_that(
   assert len(history) == 2  # evaluated after each of the 2 epochs
 
 
-def test_markdown_table_is_one_helper_for_every_report():
-  assert runs.markdown_table(["a", "b"], [[1, "x"], [2.5, ""]]) == (
-      "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
-  )
-
-
 def test_a_grid_is_data_and_says_which_jobs_are_done(tmp_path):
   jobs = runs.grid(
       [("simvae", 1), ("simclr", 2)],
@@ -340,116 +333,3 @@ def test_a_grid_is_data_and_says_which_jobs_are_done(tmp_path):
   assert runs.job_state(tiny_digits_config(num_steps=6), str(workdir)) == (
       "resumes"
   )
-
-
-def test_the_sweep_and_simvae_tables_are_pure_functions_of_the_results():
-  def label(val, test):
-    return {
-        "mlp_probe_val_acc": val,
-        "knn_val_acc": val,
-        "mlp_probe_acc": test,
-        "knn_acc": test,
-        "linear_probe_acc": test,
-    }
-
-  finals = {
-      ("simclr", 1e-3): {"mnist": [{"label": label(0.90, 0.80)}]},
-      ("simclr", 1e-2): {"mnist": [{"label": label(0.95, 0.70)}]},
-  }
-  sweep = reports.by_method_and_dataset(finals)
-  assert list(sweep) == [("simclr", "mnist")]
-  assert reports.chosen_rate(sweep["simclr", "mnist"]) == 1e-2  # on val
-  rows = reports.sweep_table(sweep, show_test=True).splitlines()[2:]
-  assert rows == [
-      "| simclr | MNIST | 0.001 | 90.0 | 90.0 |  |  |",
-      "| simclr | MNIST | 0.01 (chosen, at the edge of the grid) | 95.0 | 95.0"
-      " | **70.0** | **70.0** |",
-  ]
-  hidden = reports.sweep_table(sweep, show_test=False)
-  assert "**" not in hidden
-  chosen = {("simclr", "mnist"): {1e-2: sweep["simclr", "mnist"][1e-2]}}
-  assert reports.chosen_runs_table(chosen).splitlines()[2] == (
-      "| simclr | MNIST | 0.01 | 95.0 | **70.0** | **70.0** | 70.0 | 97.2 / 97.2 |"
-  )
-
-  def final(acc):
-    keys = ("mlp_probe_acc", "linear_probe_acc", "knn_acc", "gmm_acc")
-    extra = {"knn_k": 5, "mlp_probe_epoch": 3, "recon_mse": 0.01}
-    return {"label": {**dict.fromkeys(keys, acc), **extra}}
-
-  simvae = {"mnist": [final(0.97), final(0.99)]}
-  summary = reports.simvae_summary_table(simvae, ["mnist"]).splitlines()
-  assert summary[2].endswith(
-      "| 98.0 ± 1.0 | 98.4 / 98.5 | MLP met (>= 98.0), kNN met (>= 98.0) |"
-  )
-  per_run = reports.per_run_table(
-      simvae, {"mnist": [60.0, 90.0]}, ["mnist"], [0, 1]
-  )
-  assert per_run.splitlines()[3] == (
-      "| MNIST | 1 | 99.00 | 99.00 | 99.00 | 99.00 | 5 | 3 | 0.0100 | 1.5 |"
-  )
-
-
-def test_table1_reports_are_pure_functions_of_the_results():
-  """table1's tables from hand-made results, in process: mean ± s.e. over
-  seeds, the paper's cell, and "—" for FID samples a method cannot make."""
-
-  def final(acc, fid_recon, samples=None):
-    label = dict.fromkeys(reports.METRICS, acc)
-    fid = {
-        "reconstructions": fid_recon,
-        **({"samples": samples} if samples else {}),
-    }
-    return {"label": {**label, "recon_mse": acc / 10}, "fid": fid}
-
-  finals = {
-      "simclr": {"mnist": [final(0.80, 90.0), final(0.82, 94.0)]},
-      "simvae": {"mnist": [final(0.96, 70.0, 100.0), final(0.98, 72.0, 104.0)]},
-  }
-  walls = {
-      "simclr": {"mnist": [60.0, 120.0]},
-      "simvae": {"mnist": [180.0, 180.0]},
-  }
-  names = ["simclr", "simvae"]
-  accuracy = reports.accuracy_table(finals, names, ["mnist"]).splitlines()
-  assert accuracy[0].startswith("| method | MNIST MP | MNIST KNN |")
-  assert accuracy[2] == (
-      "| simclr | 81.0 ± 1.0 | 81.0 ± 1.0 | 81.0 ± 1.0 | 81.0 ± 1.0 | 97.2 / 97.2 |"
-  )
-  fid = reports.fid_table(finals, names, ["mnist"]).splitlines()
-  assert fid[2] == "| simclr | — | 92.0 ± 2.0 |"
-  assert fid[3] == "| simvae | 102.0 ± 2.0 | 71.0 ± 1.0 |"
-  cost = reports.cost_table(finals, walls, names, ["mnist"]).splitlines()
-  assert cost[2] == "| simclr | 0.0810 ± 0.0010 | 1.5 ± 0.5 |"
-
-
-def test_the_views_and_style_tables_are_pure_functions_of_the_results():
-  def final(content, style):
-    tasks = {
-        "style_mean": {
-            "mlp_probe_acc": style,
-            "knn_acc": style,
-            "majority_acc": 0.5,
-        },
-        "style/hflip": {"mlp_probe_acc": style, "majority_acc": 0.5},
-    }
-    return {
-        "label": {"mlp_probe_acc": content, "knn_acc": content},
-        "tasks": tasks,
-    }
-
-  finals = {("simvae", 1): {"mnist": [final(0.9, 0.8), final(0.92, 0.84)]}}
-  walls = {("simvae", 1): {"mnist": [120.0, 120.0]}}
-  views = reports.views_table(finals, walls, [("simvae", 1)], ["mnist"])
-  assert (
-      views.splitlines()[2]
-      == "| simvae | 1 | 91.0 ± 1.0 | 91.0 ± 1.0 | 2.0 ± 0.0 |"
-  )
-  style = reports.style_table(
-      {"simclr": finals[("simvae", 1)]}, ["simclr"], "mnist"
-  ).splitlines()
-  assert style[0].endswith("| hflip |")
-  assert style[2] == (
-      "| simclr | 91.0 ± 1.0 | 91.0 ± 1.0 | 82.0 ± 2.0 | 82.0 ± 2.0 | 82.0 ± 2.0 |"
-  )
-  assert style[3] == "| majority baseline |  |  | 50.0 |  | 50.0 |"
