@@ -322,3 +322,14 @@ def test_celeba_config_end_to_end_on_a_folder(folder, tmp_path):
   assert len([k for k in task_results if k.startswith("attribute/")]) == 20
   for name in ("mlp_probe_acc", "knn_acc", "majority_acc"):
     assert 0 <= task_results["hair_colour"][name] <= 1
+  # Every attribute task read the right labels of the right splits: its
+  # majority baseline (train's most frequent class, scored on test) equals
+  # the one computed here from the folder's attribute file.
+  _, values = folder
+  for name in tasks.CELEBA_ATTRIBUTES:
+    present = values[:, NAMES.index(name)] > 0
+    majority = int(present[:36].sum() > (~present[:36]).sum())
+    expected = np.mean(present[36:] == majority)
+    result = task_results[f"attribute/{name}"]
+    assert result["majority_acc"] == pytest.approx(expected), name
+    assert (result["num_train"], result["num_test"]) == (36, 12)

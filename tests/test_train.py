@@ -332,6 +332,16 @@ def test_cifar10_config_runs_end_to_end_on_colour_images(tmp_path):
   assert grid.shape[-1] in (3, 4) and grid.shape[0] * 8 == grid.shape[1] * 2
   metrics = outputs.read_jsonl(str(workdir / "metrics.jsonl"))
   assert metrics[-1]["step"] == 3 and np.isfinite(metrics[-1]["loss"])
+  # The evaluation read the test part, in order, as the networks see it.
+  with (
+      np.load(parts[2]) as test,
+      np.load(workdir / "reconstructions.npz") as out,
+  ):
+    count = len(out["originals"])
+    np.testing.assert_allclose(
+        out["originals"], test["x_test"][:count] / 255.0, atol=1e-6
+    )
+    assert out["reconstructions"].shape == out["originals"].shape
 
 
 @pytest.mark.slow
