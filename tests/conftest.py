@@ -33,7 +33,7 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 # The experiment scripts' helpers (runs.py, paper.py), tested in process.
 sys.path.insert(0, str(REPO / "experiments"))
 
-from simvae_jax import configs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from simvae_jax import configs, methods  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def run_on_eight_devices(script: str, timeout: int = 600) -> str:
@@ -102,6 +102,16 @@ def apply_overrides(config, overrides: dict):
       target = target[parent]
     target[leaf] = value
   return config
+
+
+@pytest.fixture(scope="module")
+def conv_method():
+  """(method, params, model state) of ``tiny_conv_config``'s SimVAE at
+  initialisation, for 8x8x1 images."""
+  config = tiny_conv_config()
+  method = methods.make_method(config, (8, 8, 1))
+  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  return method, params, state
 
 
 @pytest.fixture
