@@ -1,10 +1,12 @@
 """Probes, GMM clustering and reconstruction error on controlled inputs."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
 
-from simvae_jax import methods
+from simvae_jax import methods, sharding
 from simvae_jax.evaluation import clustering, probes, representations, suite
 from simvae_jax.base_config import get_base_config
 
@@ -188,3 +190,36 @@ def test_suite_reports_every_metric(separable):
   ):
     assert key in result
   assert result["knn_acc"] == 1.0 and result["mlp_probe_acc"] > 0.95
+
+
+def test_the_cpu_inference_options_keep_the_representations():
+  """The evaluation's inference programs (``CPU_INFERENCE_OPTIONS`` on a CPU
+  whose XLA has them: dots through YNNPACK) give the representations a plain
+  jit gives, here of the MLP encoder."""
+  method = methods.make_method(tiny_digits_config(), (8, 8, 1))
+  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), np.uint8)
+  ours = representations.compute_representations(
+      method, params, state, images, False, sharding.make_mesh()
+  )
+  plain = jax.jit(functools.partial(representations._represent, method, False))(
+      params, state, images
+  )
+  np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_an_xla_without_the_cpu_inference_options_compiles_with_none(
+    monkeypatch,
+):
+  assert representations._compiler_options() in (
+      None,
+      representations.CPU_INFERENCE_OPTIONS,
+  )
+  monkeypatch.setattr(
+      representations, "CPU_INFERENCE_OPTIONS", {"xla_cpu_no_such_option": 1}
+  )
+  representations._compiler_options.cache_clear()
+  try:
+    assert representations._compiler_options() is None
+  finally:
+    representations._compiler_options.cache_clear()
