@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from simvae_jax import online_probe, sharding
+from simvae_jax import online_probe, sharding, xla_options
 from simvae_jax.data import augment
 from simvae_jax.train_state import TrainState
 
@@ -169,8 +169,9 @@ def compile_train_steps(
     monitor_optimizer=None,
 ):
   """``jit`` of ``train_steps`` over ``mesh``: batches sharded over their
-  batch axis, state replicated and donated, metrics replicated. One program
-  per number of steps K (the shape of ``batches``)."""
+  batch axis, state replicated and donated, metrics replicated; on a CPU,
+  ``xla_options``' training options. One program per number of steps K (the
+  shape of ``batches``)."""
   steps = functools.partial(
       train_steps,
       method=method,
@@ -187,6 +188,7 @@ def compile_train_steps(
       in_shardings=(replicated, sharding.steps_sharded(mesh), replicated),
       out_shardings=(replicated, replicated),
       donate_argnums=0,
+      compiler_options=xla_options.cpu_options("training"),
   )
 
 

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from simvae_jax import methods, sharding
+from simvae_jax import methods, sharding, xla_options
 from simvae_jax.evaluation import clustering, probes, representations, suite
 from simvae_jax.base_config import get_base_config
 
@@ -193,9 +193,9 @@ def test_suite_reports_every_metric(separable):
 
 
 def test_the_cpu_inference_options_keep_the_representations():
-  """The evaluation's inference programs (``CPU_INFERENCE_OPTIONS`` on a CPU
-  whose XLA has them: dots through YNNPACK) give the representations a plain
-  jit gives, here of the MLP encoder."""
+  """The evaluation's inference programs (``xla_options``' inference set on
+  a CPU whose XLA has it: dots through YNNPACK) give the representations a
+  plain jit gives, here of the MLP encoder."""
   method = methods.make_method(tiny_digits_config(), (8, 8, 1))
   params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
   images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), np.uint8)
@@ -208,18 +208,14 @@ def test_the_cpu_inference_options_keep_the_representations():
   np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5)
 
 
-def test_an_xla_without_the_cpu_inference_options_compiles_with_none(
-    monkeypatch,
-):
-  assert representations._compiler_options() in (
-      None,
-      representations.CPU_INFERENCE_OPTIONS,
+def test_an_xla_without_the_cpu_options_compiles_with_none(monkeypatch):
+  for name, options in xla_options.OPTION_SETS.items():
+    assert xla_options.cpu_options(name) in (None, options)
+  monkeypatch.setitem(
+      xla_options.OPTION_SETS, "inference", {"xla_cpu_no_such_option": 1}
   )
-  monkeypatch.setattr(
-      representations, "CPU_INFERENCE_OPTIONS", {"xla_cpu_no_such_option": 1}
-  )
-  representations._compiler_options.cache_clear()
+  xla_options.cpu_options.cache_clear()
   try:
-    assert representations._compiler_options() is None
+    assert xla_options.cpu_options("inference") is None
   finally:
-    representations._compiler_options.cache_clear()
+    xla_options.cpu_options.cache_clear()

@@ -151,6 +151,26 @@ def test_negative_log_likelihood_matches_reference(likelihood, log_variance):
   np.testing.assert_allclose(nll, expected, rtol=1e-5)
 
 
+def test_binary_cross_entropy_and_its_gradient_against_float64():
+  """Value and gradient (sigmoid(l) - t) at moderate, zero and extreme
+  logits, where a naive log(sigmoid) overflows."""
+  logits = np.array([-80.0, -20.0, -1.5, 0.0, 0.7, 20.0, 80.0], np.float32)
+  targets = np.array([0.0, 1.0, 1.0, 0.0, 0.3, 0.0, 1.0], np.float32)
+  value, grad = jax.value_and_grad(
+      lambda l: likelihoods.binary_cross_entropy(l, targets).sum()
+  )(logits)
+  l, t = logits.astype(np.float64), targets.astype(np.float64)
+  expected = np.logaddexp(0.0, l) - t * l  # -[t log s + (1 - t) log(1 - s)]
+  np.testing.assert_allclose(
+      likelihoods.binary_cross_entropy(logits, targets),
+      expected,
+      rtol=1e-6,
+      atol=1e-12,
+  )
+  assert float(value) == pytest.approx(expected.sum(), rel=1e-6)
+  np.testing.assert_allclose(grad, 1 / (1 + np.exp(-l)) - t, atol=1e-7)
+
+
 @pytest.mark.parametrize("num_views", [1, 3])
 def test_method_loss_wires_networks_to_objective(num_views):
   config = tiny_digits_config()

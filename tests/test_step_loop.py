@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from simvae_jax import outputs, step_loop, train
+from simvae_jax import outputs, step_loop, train, train_step, xla_options
 from simvae_jax.train import Experiment
 
 from conftest import (
@@ -191,3 +193,43 @@ def test_intervals_must_be_multiples_of_the_steps_per_dispatch():
     train.validate_config(tiny_digits_config(steps_per_dispatch=4, log_every=6))
   with pytest.raises(ValueError, match="steps_per_dispatch must be >= 1"):
     train.validate_config(tiny_digits_config(steps_per_dispatch=0))
+
+
+@pytest.mark.parametrize("method", ["simvae", "moco"])
+def test_the_cpu_training_options_keep_the_step_bitwise(monkeypatch, method):
+  """Two steps compiled with ``xla_options``' training set (copy insertion by
+  region analysis) and with XLA's defaults: the same state, bit for bit,
+  and without the per-step copies of the donated parameters."""
+  experiment = Experiment.from_config(
+      tiny_digits_config(method=method, num_views=2)
+  )
+  images = np.stack([experiment.train_source[i]["image"] for i in range(8)])
+  batches = train_step.stack_batches([{"image": images}], experiment.mesh)
+
+  def two_steps():
+    xla_options.cpu_options.cache_clear()
+    state = experiment.initial_state()
+    compiled = (
+        experiment.compile_steps()
+        .lower(state, batches, np.bool_(True))
+        .compile()
+    )
+    for _ in range(2):
+      state, _ = compiled(state, batches, np.bool_(True))
+    copies = [
+        line
+        for line in compiled.as_text().splitlines()
+        if " copy(%state_params" in line
+    ]
+    return jax.device_get(state), copies
+
+  try:
+    ours, our_copies = two_steps()
+    monkeypatch.setitem(xla_options.OPTION_SETS, "training", {})
+    plain, plain_copies = two_steps()
+  finally:
+    xla_options.cpu_options.cache_clear()
+  for tree in ("params", "opt_state", "method_state", "model_state"):
+    assert params_equal(getattr(ours, tree), getattr(plain, tree)), tree
+  if xla_options.cpu_options("training") is not None:
+    assert plain_copies and not our_copies

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simvae_jax import sharding
+from simvae_jax import sharding, xla_options
 from simvae_jax.data import augment, sources
 from simvae_jax.evaluation.common import map_in_batches
 from simvae_jax.models import layers
@@ -41,31 +41,6 @@ def _squared_error(method, binarize, params, model_state, images):
   return jnp.mean(jnp.square(reconstructions - targets), axis=(1, 2, 3))
 
 
-# XLA:CPU options of the inference passes: dots through YNNPACK run the
-# CIFAR-10 encoder's forward pass 1.6x faster on 2 cores (44-50 -> 28-31 ms
-# for 64 images) and a full CIFAR-10 evaluation 1.4x faster; training steps
-# gain nothing, so they keep XLA's defaults.
-CPU_INFERENCE_OPTIONS = {
-    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
-}
-
-
-@functools.lru_cache(maxsize=None)
-def _compiler_options() -> dict | None:
-  """``CPU_INFERENCE_OPTIONS`` on a CPU backend whose XLA knows them; None
-  (XLA's defaults) elsewhere, or where an XLA no longer has the option."""
-  if jax.default_backend() != "cpu":
-    return None
-  options = dict(CPU_INFERENCE_OPTIONS)
-  try:
-    jax.jit(jnp.negative, compiler_options=options).lower(
-        jnp.zeros(1)
-    ).compile()
-  except jax.errors.JaxRuntimeError:
-    return None
-  return options
-
-
 @functools.lru_cache(maxsize=None)
 def _compiled(fn, method, binarize: bool, mesh: jax.sharding.Mesh):
   """``fn`` jitted over ``mesh``: networks replicated, images split, results
@@ -75,7 +50,7 @@ def _compiled(fn, method, binarize: bool, mesh: jax.sharding.Mesh):
       functools.partial(fn, method, binarize),
       in_shardings=(replicated, replicated, sharding.batch_sharded(mesh)),
       out_shardings=replicated,
-      compiler_options=_compiler_options(),
+      compiler_options=xla_options.cpu_options("inference"),
   )
 
 

@@ -18,10 +18,18 @@ import math
 
 import jax
 import jax.numpy as jnp
-import optax
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 MEAN_LINKS = ("identity", "sigmoid")
+
+
+def binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """-[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))] = softplus(l) - t l,
+  elementwise: one softplus per pixel, stable for every l, its gradient
+  sigmoid(l) - t. optax's form (two log-sigmoids) takes 2.2x as long for
+  value and gradient (3.3 against 1.5 ms for the MNIST step's 640 x 784
+  pixels on 2 cores)."""
+  return jax.nn.softplus(logits) - targets * logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +69,7 @@ class Likelihood:
           + math.log(2 * math.pi)
       )
     else:
-      per_pixel = precision * optax.sigmoid_binary_cross_entropy(
-          outputs, images
-      )
+      per_pixel = precision * binary_cross_entropy(outputs, images)
     return per_pixel.sum(axis=(-3, -2, -1))
 
   def mean_image(self, outputs: jax.Array) -> jax.Array:
