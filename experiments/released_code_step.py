@@ -13,6 +13,14 @@ entropy, prior), ``backward`` and Adam 8e-5 (eps 1e-4), on 64 x J random
 inputs (no data loading or augmentation, which its step does not include).
 Prints one JSON line with the median step time and torch's float32 matmul
 GFLOP/s in the same process as a yardstick.
+
+With ``--alternate`` (a Python with torch and this package), this package's
+step for the same setting (``configs/<dataset>.py:authors``, J views, its
+on-device augmentation included, random images) runs in the same process,
+the two steps alternating in rounds of ``--steps_per_repeat``: on a shared
+machine whose speed drifts from minute to minute, each round's ratio compares
+the two under the same conditions. The line then adds our median step time
+and the median over rounds of their time / ours (``ours_ahead_by``).
 """
 
 import argparse
@@ -79,6 +87,49 @@ def make_step(checkout: str, dataset: str, num_views: int):
   return step
 
 
+def make_our_step(dataset: str, num_views: int):
+  """This package's compiled step for ``configs/<dataset>.py:authors`` at J
+  views on 64 random images (no data is loaded), as ``benchmark.py`` times
+  it: the unlogged steps, one step per call."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+
+  from simvae_jax import configs, train_step  # pylint: disable=import-outside-toplevel
+  from simvae_jax.experiment import Experiment  # pylint: disable=import-outside-toplevel
+
+  config = configs.load(dataset, "authors")
+  config.num_views = num_views
+  experiment = Experiment.from_config(
+      config, image_shape=config.data.image_shape
+  )
+  images = np.random.default_rng(0).integers(
+      0, 256, (config.batch_size, *config.data.image_shape), np.uint8
+  )
+  batches = train_step.stack_batches([{"image": images}], experiment.mesh)
+  state = experiment.initial_state()
+  compiled = (
+      experiment.compile_steps()
+      .lower(state, batches, np.bool_(False))
+      .compile()
+  )
+
+  def step():
+    nonlocal state
+    state, metrics = compiled(state, batches, np.bool_(False))
+    return metrics
+
+  return step, jax.block_until_ready
+
+
+def timed(step, count: int, wait=lambda result: None) -> float:
+  """Seconds per step over ``count`` steps (``wait`` on the last result)."""
+  started = time.perf_counter()
+  for _ in range(count):
+    result = step()
+  wait(result)
+  return (time.perf_counter() - started) / count
+
+
 def matmul_gflop_per_s(size: int = 2048, repeats: int = 7) -> float:
   a = torch.randn(size, size)
   times = []
@@ -98,30 +149,46 @@ def main():
   parser.add_argument("--num_views", type=int, default=2)
   parser.add_argument("--repeats", type=int, default=7)
   parser.add_argument("--steps_per_repeat", type=int, default=20)
+  parser.add_argument(
+      "--alternate",
+      action="store_true",
+      help="Alternate with this package's step in the same process.",
+  )
   args = parser.parse_args()
   step = make_step(args.checkout, args.dataset, args.num_views)
+  ours, wait = (
+      make_our_step(args.dataset, args.num_views)
+      if args.alternate
+      else (None, None)
+  )
   for _ in range(3):
     step()
-  times = []
+    if ours:
+      wait(ours())
+  times, our_times = [], []
   for _ in range(args.repeats):
-    started = time.perf_counter()
-    for _ in range(args.steps_per_repeat):
-      step()
-    times.append((time.perf_counter() - started) / args.steps_per_repeat)
-  print(
-      json.dumps(
-          {
-              "code": "released PyTorch",
-              "torch": torch.__version__,
-              "threads": torch.get_num_threads(),
-              "dataset": args.dataset,
-              "num_views": args.num_views,
-              "median_step_ms": round(1e3 * statistics.median(times), 3),
-              "min_step_ms": round(1e3 * min(times), 3),
-              "matmul_gflop_per_s": round(matmul_gflop_per_s(), 1),
-          }
-      )
-  )
+    times.append(timed(step, args.steps_per_repeat))
+    if ours:
+      our_times.append(timed(ours, args.steps_per_repeat, wait))
+  result = {
+      "code": "released PyTorch",
+      "torch": torch.__version__,
+      "threads": torch.get_num_threads(),
+      "dataset": args.dataset,
+      "num_views": args.num_views,
+      "median_step_ms": round(1e3 * statistics.median(times), 3),
+      "min_step_ms": round(1e3 * min(times), 3),
+  }
+  if ours:
+    ratios = [theirs / our for theirs, our in zip(times, our_times)]
+    result |= {
+        "ours_median_step_ms": round(1e3 * statistics.median(our_times), 3),
+        "ours_min_step_ms": round(1e3 * min(our_times), 3),
+        "ours_ahead_by": round(statistics.median(ratios), 3),
+        "ours_ahead_by_per_round": [round(r, 3) for r in ratios],
+    }
+  result["matmul_gflop_per_s"] = round(matmul_gflop_per_s(), 1)
+  print(json.dumps(result))
 
 
 if __name__ == "__main__":
