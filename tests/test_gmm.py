@@ -52,6 +52,31 @@ def test_matches_scikit_learn_on_known_clusters():
   )
 
 
+def test_initialisations_screened_on_a_subset_reach_the_full_fit(monkeypatch):
+  """With screening, the three initialisations run EM on 600 of the 3,000
+  points, and only the winner runs on all of them (spied); the mixture is
+  scikit-learn's on all the points all the same."""
+  x, truth = anisotropic_clusters()
+  runs = []
+  em = gmm._em
+
+  def spy(points, features, mask, params, *args):
+    runs.append((int(mask.sum()), len(params[0])))
+    return em(points, features, mask, params, *args)
+
+  monkeypatch.setattr(gmm, "_em", spy)
+  screened = gmm.fit(x, 4, seed=0, screen_points=600)
+  assert runs == [(600, 3), (3000, 1)]
+  reference = GaussianMixture(
+      4, covariance_type="full", reg_covar=1e-5, random_state=0
+  ).fit(x.astype(np.float64))
+  assert metrics.adjusted_rand_score(truth, screened.predict(x)) > 0.99
+  assert screened.converged
+  assert screened.log_likelihood - np.sum(
+      np.log(screened.scale)
+  ) == pytest.approx(reference.lower_bound_, abs=2e-3)
+
+
 def test_degenerate_features_stay_finite():
   # A constant feature and duplicated points make raw covariances singular:
   # reg_covar and the Cholesky fallback keep every number finite.

@@ -9,7 +9,9 @@ import pytest
 
 from simvae_jax import train
 from simvae_jax.data import sources
-from simvae_jax.evaluation import style, suite
+from simvae_jax.evaluation import context, representations, style, suite
+from simvae_jax.evaluation.common import Stopwatch
+from simvae_jax.experiment import Experiment
 
 from conftest import tiny_digits_config
 
@@ -166,3 +168,60 @@ def test_style_tasks_in_a_run(workdir):
     assert results[name]["num_test"] == 300
   mean = np.mean([results[n]["mlp_probe_acc"] for n in names])
   assert results["style_mean"]["mlp_probe_acc"] == pytest.approx(mean)
+
+
+def test_unchanged_images_reuse_their_content_representations(monkeypatch):
+  """Style representations with the reuse equal the encoder's on every
+  transformed image, and the encoder sees only the changed ones."""
+  config = tiny_digits_config()
+  config.eval.style_max_examples = 200
+  experiment = Experiment.from_config(config)
+  state = experiment.initial_state()
+  data = context.EvalData.from_experiment(experiment)
+  now = context.Context(
+      experiment,
+      data,
+      None,
+      state.params,
+      state.model_state,
+      0,
+      False,
+      False,
+      Stopwatch(),
+  )
+  tasks = [TASKS["hflip"], TASKS["rotation"], TASKS["crop_position"]]
+  encoded = []
+  compute = representations.compute_representations
+
+  def spy(method, params, model_state, images, *args):
+    encoded.append(len(images))
+    return compute(method, params, model_state, images, *args)
+
+  content = now.representations
+  monkeypatch.setattr(representations, "compute_representations", spy)
+  reused = now.style_representations(tasks)
+  monkeypatch.undo()
+  originals = {
+      "train": sources.read_all(data.probe, 200)[0],
+      "test": sources.read_all(data.test, 200)[0],
+  }
+  assert content[0].shape[0] > 200
+  changed = []
+  for task in tasks:
+    train_repr, train_classes, test_repr, test_classes = reused[
+        f"style/{task.name}"
+    ]
+    for split, got, classes in [
+        ("train", train_repr, train_classes),
+        ("test", test_repr, test_classes),
+    ]:
+      transformed = style.transform_images(task, originals[split], classes)
+      changed.append(
+          int(np.sum(np.any(transformed != originals[split], (1, 2, 3))))
+      )
+      expected = now.map(compute, transformed)
+      np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  # Only the changed images are encoded: class 0 of a flip or a rotation
+  # keeps its image; every quadrant crop changes its image.
+  assert encoded == changed
+  assert max(encoded[:4]) < 170 and encoded[4:] == [200, 200]

@@ -90,7 +90,10 @@ class Context:
     """{"style/<task>": (train representations [n, D], classes [n], test
     representations, classes)} of each ``style.StyleTask``'s transformed
     images (the first ``eval.style_max_examples`` of each split); computed by
-    all processes together."""
+    all processes together. A transformed image equal to its original (a
+    class that changes nothing: no flip, rotation 0, the full crop, ...)
+    takes the original's content representation instead of a second pass of
+    the encoder."""
     if not tasks:
       return {}
     config = self.experiment.config
@@ -99,6 +102,7 @@ class Context:
         "train": sources.read_all(self.data.probe, limit)[0],
         "test": sources.read_all(self.data.test, limit)[0],
     }
+    content = dict(zip(splits, self.representations))
     represented = {}
     for task in tasks:
       data = []
@@ -107,10 +111,26 @@ class Context:
         with self.timer("style_images"):
           transformed = style.transform_images(task, images, classes)
         with self.timer("representations"):
-          represent = representations.compute_representations
-          data += [self.map(represent, transformed), classes]
+          data += [
+              self._represent_changed(
+                  images, transformed, content[split][: len(images)]
+              ),
+              classes,
+          ]
       represented[f"style/{task.name}"] = tuple(data)
     return represented
+
+  def _represent_changed(self, originals, transformed, known) -> np.ndarray:
+    """Representations [n, D] of transformed uint8 images [n, H, W, C]:
+    ``known`` [n, D] (the originals') where an image is unchanged, the
+    encoder's for the others."""
+    changed = np.any(transformed != originals, axis=(1, 2, 3))
+    result = np.array(known, np.float32)
+    if changed.any():
+      result[changed] = self.map(
+          representations.compute_representations, transformed[changed]
+      )
+    return result
 
   def originals(self, images: np.ndarray) -> np.ndarray:
     """uint8 images as the networks see them: float in [0, 1] (binarised if

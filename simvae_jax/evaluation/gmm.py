@@ -7,7 +7,13 @@ log-likelihood changes by less than ``tol``, ``reg_covar`` added to every
 covariance's diagonal, and the best of ``num_inits`` initialisations (highest
 final mean log-likelihood). The initialisations run together (``vmap``), and
 the points are split over the devices of ``mesh`` (every sum over points is a
-sharded reduction).
+sharded reduction). On more than ``SCREEN_POINTS`` points the
+initialisations compete on a random subset of that size, and only the winner
+runs EM on every point, from its parameters on the subset (CIFAR-10's 50,000 x
+64 representations: 5.7 s instead of 7.9 s for a fit on 2 cores, 15-23
+iterations on every point instead of 47-54 for each of three, and an equal or
+higher final likelihood; with 10,000 points the subset's optimum was farther
+from the full one and the last phase took 31-38 iterations).
 
 Float32 safety: the points are standardised (per feature, over the fitted
 set) before fitting, so ``reg_covar`` acts on unit-variance features and the
@@ -29,6 +35,7 @@ precision factor and the M-step weights the points per component instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +49,8 @@ HIGHEST = jax.lax.Precision.HIGHEST
 # The most memory per device that the points' quadratic features may take
 # (CelebA's 162,770 x 64 representations: 1.3 GiB).
 FEATURE_BYTES_PER_DEVICE = 2**31
+# Initialisations compete on this many points (``fit``'s ``screen_points``).
+SCREEN_POINTS = 20_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +60,7 @@ class Mixture:
   weights [K], means [K, d], precision_chol [K, d, d] (upper-triangular
   factors with precision = P P^T), shift and scale [d]; ``log_likelihood``:
   the mean log-likelihood per point at convergence; ``iterations``: EM
-  iterations of the chosen initialisation; ``converged``: whether it met
+  iterations of the chosen initialisation on all the points; ``converged``: whether it met
   ``tol`` before ``max_iter``.
   """
 
@@ -253,42 +262,18 @@ def _features_that_fit(points):
   return jax.jit(quadratic_features)(points)
 
 
-def fit(
-    x,
-    num_components: int,
-    *,
-    seed: int = 0,
-    num_inits: int = 3,
-    max_iter: int = 100,
-    tol: float = 1e-3,
-    reg_covar: float = 1e-5,
-    kmeans_iterations: int = 30,
-    mesh: jax.sharding.Mesh | None = None,
-) -> Mixture:
-  """Fits a mixture of ``num_components`` full-covariance Gaussians to x [N,
-  d] (best of ``num_inits`` initialisations); ``mesh`` defaults to this
-  process's devices."""
-  x = np.asarray(x, np.float32)
-  if len(x) < num_components:
-    raise ValueError(
-        f"A {num_components}-component mixture needs at least "
-        f"{num_components} points, got {len(x)}"
-    )
-  shift = x.mean(axis=0)
-  scale = x.std(axis=0) + 1e-6
-  points, mask = _device_points(x, shift, scale, mesh)
-  keys = jax.random.split(jax.random.PRNGKey(seed), num_inits)
-  centres = kmeans.centres(
-      points, mask, keys, num_components, kmeans_iterations
-  )
-  # EM driven from the host, one compiled iteration per call (XLA:CPU runs
-  # these matmuls several times slower inside a compiled loop); the host
-  # factorises the covariances between calls.
-  features = _features_that_fit(points)
-  params = _parameters(_start_all(points, features, mask, centres), reg_covar)
-  bounds = np.full(num_inits, -np.inf)
-  iterations = np.zeros(num_inits, np.int64)
-  active = np.ones(num_inits, bool)
+def _em(points, features, mask, params, max_iter: int, tol: float, reg_covar):
+  """EM from ``params`` (weights, means, precision factors, each [I, ...])
+  until every initialisation's mean log-likelihood changes by less than
+  ``tol`` or ``max_iter`` iterations; returns (params, bounds [I], iterations
+  [I], still active [I])."""
+  inits = len(params[0])
+  bounds = np.full(inits, -np.inf)
+  iterations = np.zeros(inits, np.int64)
+  active = np.ones(inits, bool)
+  # Driven from the host, one compiled iteration per call (XLA:CPU runs these
+  # matmuls several times slower inside a compiled loop); the host factorises
+  # the covariances between calls.
   for _ in range(max_iter):
     statistics, new_bounds = _em_step_all(points, features, mask, params)
     new = _parameters(statistics, reg_covar)
@@ -303,7 +288,82 @@ def fit(
     active &= ~(np.abs(change) < tol)
     if not active.any():
       break
+  return params, bounds, iterations, active
+
+
+def _best(params, bounds):
+  """The parameters [1, ...] of the initialisation with the highest bound."""
   best = int(np.argmax(np.where(np.isfinite(bounds), bounds, -np.inf)))
-  chosen = (p[best] for p in params)
+  return tuple(p[best : best + 1] for p in params), best
+
+
+def _kmeans_start(
+    points, features, mask, keys, num_components, iterations, reg
+):
+  """Each initialisation's parameters [I, ...] (one per key) from k-means with
+  ``iterations`` Lloyd iterations on the points."""
+  centres = kmeans.centres(points, mask, keys, num_components, iterations)
+  return _parameters(_start_all(points, features, mask, centres), reg)
+
+
+def fit(
+    x,
+    num_components: int,
+    *,
+    seed: int = 0,
+    num_inits: int = 3,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-5,
+    kmeans_iterations: int = 30,
+    screen_points: int = SCREEN_POINTS,
+    mesh: jax.sharding.Mesh | None = None,
+) -> Mixture:
+  """Fits a mixture of ``num_components`` full-covariance Gaussians to x [N,
+  d] (best of ``num_inits`` initialisations); ``mesh`` defaults to this
+  process's devices.
+
+  With more than ``screen_points`` points (0: never), the initialisations
+  compete on a random subset of that many points (each from its own k-means,
+  EM to convergence there), and only the winner's EM runs on all the points,
+  starting from its parameters on the subset.
+  """
+  x = np.asarray(x, np.float32)
+  if len(x) < num_components:
+    raise ValueError(
+        f"A {num_components}-component mixture needs at least "
+        f"{num_components} points, got {len(x)}"
+    )
+  shift = x.mean(axis=0)
+  scale = x.std(axis=0) + 1e-6
+  keys = jax.random.split(jax.random.PRNGKey(seed), num_inits)
+  start = functools.partial(
+      _kmeans_start,
+      keys=keys,
+      num_components=num_components,
+      iterations=kmeans_iterations,
+      reg=reg_covar,
+  )
+  screen = num_inits > 1 and 0 < screen_points < len(x)
+  if screen:
+    chosen = np.random.default_rng(seed).choice(
+        len(x), screen_points, replace=False
+    )
+    subset = _device_points(x[chosen], shift, scale, mesh)
+    subset_features = _features_that_fit(subset[0])
+    params = start(subset[0], subset_features, subset[1])
+    params, bounds, _, _ = _em(
+        subset[0], subset_features, subset[1], params, max_iter, tol, reg_covar
+    )
+    params, _ = _best(params, bounds)
+    del subset_features
+  points, mask = _device_points(x, shift, scale, mesh)
+  features = _features_that_fit(points)
+  if not screen:
+    params = start(points, features, mask)
+  params, bounds, iterations, active = _em(
+      points, features, mask, params, max_iter, tol, reg_covar
+  )
+  params, best = _best(params, bounds)
   fitted = (float(bounds[best]), int(iterations[best]), not active[best])
-  return Mixture(*chosen, shift, scale, *fitted)
+  return Mixture(*(p[0] for p in params), shift, scale, *fitted)
