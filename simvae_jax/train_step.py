@@ -169,8 +169,8 @@ def compile_train_steps(
     monitor_optimizer=None,
 ):
   """``jit`` of ``train_steps`` over ``mesh``: batches sharded over their
-  batch axis, state replicated and donated, metrics replicated; on a CPU,
-  ``xla_options``' training options. One program per number of steps K (the
+  batch axis, state replicated and donated, metrics replicated; on CPU
+  devices, ``xla_options``' training set. One program per number of steps K (the
   shape of ``batches``)."""
   steps = functools.partial(
       train_steps,
@@ -188,7 +188,7 @@ def compile_train_steps(
       in_shardings=(replicated, sharding.steps_sharded(mesh), replicated),
       out_shardings=(replicated, replicated),
       donate_argnums=0,
-      compiler_options=xla_options.cpu_options("training"),
+      compiler_options=xla_options.for_mesh("training", mesh),
   )
 
 

@@ -1,8 +1,10 @@
 """XLA:CPU compiler options of the package's compiled programs.
 
-Each set is passed as ``jax.jit(..., compiler_options=...)`` on a CPU backend
-whose XLA knows its options (probed once per set); elsewhere (GPU, TPU, or an
-XLA that no longer has an option) the programs compile with XLA's defaults.
+Each set is passed as ``jax.jit(..., compiler_options=...)`` to programs
+compiled for CPU devices, where the XLA knows its options (probed once per
+set); programs for GPU or TPU devices (compile-only TPU devices on a CPU host
+included), or under an XLA that no longer has an option, compile with XLA's
+defaults.
 
 * ``inference`` (evaluation's representations and reconstructions): dots
   through YNNPACK. The CIFAR-10 encoder's forward pass runs 1.6x faster on 2
@@ -32,16 +34,22 @@ OPTION_SETS = {
 }
 
 
+def for_mesh(name: str, mesh: jax.sharding.Mesh) -> dict | None:
+  """The compiler options of set ``name`` for a program over ``mesh``:
+  ``cpu_options(name)`` on CPU devices, None (XLA's defaults) on others."""
+  if mesh.devices.flat[0].platform != "cpu":
+    return None
+  return cpu_options(name)
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_options(name: str) -> dict | None:
-  """``OPTION_SETS[name]`` on a CPU backend whose XLA knows them; None (XLA's
-  defaults) on other backends, or where an XLA lacks one of the options."""
-  if jax.default_backend() != "cpu":
-    return None
+  """``OPTION_SETS[name]`` where this CPU's XLA knows them; None (XLA's
+  defaults) where it lacks one of the options."""
   options = dict(OPTION_SETS[name])
   try:
     jax.jit(jnp.negative, compiler_options=options).lower(
-        jnp.zeros(1)
+        jax.device_put(jnp.zeros(1), jax.devices("cpu")[0])
     ).compile()
   except jax.errors.JaxRuntimeError:
     return None

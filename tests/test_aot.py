@@ -13,7 +13,7 @@ from conftest import REPO, load_repo_config
 
 pytest.importorskip("libtpu", reason='needs pip install -e ".[tpu]"')
 
-from simvae_jax import aot  # pylint: disable=wrong-import-position
+from simvae_jax import aot, sharding, xla_options  # pylint: disable=wrong-import-position
 from simvae_jax.experiment import (  # pylint: disable=wrong-import-position
     Experiment,
 )
@@ -73,6 +73,16 @@ def test_a_v4_slice_counts_its_megacore_chips(cpu_flops):
   assert result["chips"] == 4
   total = result["flops_per_chip"] * result["chips"]
   assert total == pytest.approx(cpu_flops, rel=0.05)
+
+
+def test_programs_for_tpu_devices_take_no_cpu_compiler_options():
+  """The XLA:CPU option sets follow the devices a program is compiled for,
+  not the host's backend: none for a TPU slice sized from this CPU."""
+  tpu = sharding.make_mesh(aot.tpu_devices("v5e:2x2"))
+  cpu = sharding.make_mesh(jax.devices("cpu"))
+  for name in xla_options.OPTION_SETS:
+    assert xla_options.for_mesh(name, tpu) is None
+    assert xla_options.for_mesh(name, cpu) == xla_options.cpu_options(name)
 
 
 @pytest.mark.slow

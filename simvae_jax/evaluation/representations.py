@@ -50,7 +50,7 @@ def _compiled(fn, method, binarize: bool, mesh: jax.sharding.Mesh):
       functools.partial(fn, method, binarize),
       in_shardings=(replicated, replicated, sharding.batch_sharded(mesh)),
       out_shardings=replicated,
-      compiler_options=xla_options.cpu_options("inference"),
+      compiler_options=xla_options.for_mesh("inference", mesh),
   )
 
 
