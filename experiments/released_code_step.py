@@ -90,11 +90,11 @@ def make_step(checkout: str, dataset: str, num_views: int):
 def make_our_step(dataset: str, num_views: int):
   """This package's compiled step for ``configs/<dataset>.py:authors`` at J
   views on 64 random images (no data is loaded), as ``benchmark.py`` times
-  it: the unlogged steps, one step per call."""
+  it (``benchmarking.unlogged_dispatch``: one step per call)."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
-  from simvae_jax import configs, train_step  # pylint: disable=import-outside-toplevel
+  from simvae_jax import benchmarking, configs  # pylint: disable=import-outside-toplevel
   from simvae_jax.experiment import Experiment  # pylint: disable=import-outside-toplevel
 
   config = configs.load(dataset, "authors")
@@ -105,17 +105,12 @@ def make_our_step(dataset: str, num_views: int):
   images = np.random.default_rng(0).integers(
       0, 256, (config.batch_size, *config.data.image_shape), np.uint8
   )
-  batches = train_step.stack_batches([{"image": images}], experiment.mesh)
+  dispatch, _ = benchmarking.unlogged_dispatch(experiment, images)
   state = experiment.initial_state()
-  compiled = (
-      experiment.compile_steps()
-      .lower(state, batches, np.bool_(False))
-      .compile()
-  )
 
   def step():
     nonlocal state
-    state, metrics = compiled(state, batches, np.bool_(False))
+    state, metrics = dispatch(state)
     return metrics
 
   return step, jax.block_until_ready

@@ -45,35 +45,48 @@ def matmul_gflop_per_s(
   return 2 * size**3 / statistics.median(times) / 1e9
 
 
+def unlogged_dispatch(experiment, images: np.ndarray):
+  """The experiment's compiled dispatch (``steps_per_dispatch`` steps) of the
+  steps nobody logs (no diagnostics: global norms), on the global batch
+  ``images`` uint8 [B, H, W, C] (labels zero where the online probe needs
+  them). Returns (``dispatch(state) -> (state, metrics)``, the compiled
+  program)."""
+  config = experiment.config
+  batch = {"image": images, "label": np.zeros(len(images), np.int32)}
+  batches = train_step.stack_batches(
+      [batch] * config.steps_per_dispatch,
+      experiment.mesh,
+      labels=experiment.monitor is not None,
+  )
+  compiled = (
+      experiment.compile_steps()
+      .lower(experiment.abstract_state(), batches, np.bool_(False))
+      .compile()
+  )
+  return lambda state: compiled(state, batches, np.bool_(False)), compiled
+
+
 def benchmark(
     config, repeats: int, steps_per_repeat: int, warmup_steps: int
 ) -> dict:
   experiment = Experiment.from_config(config)
-  state = experiment.initial_state()
   per_dispatch = config.steps_per_dispatch
   images = np.stack(
       [experiment.train_source[i]["image"] for i in range(config.batch_size)]
   )
-  batch = {"image": images, "label": np.zeros(config.batch_size, np.int32)}
-  batches = train_step.stack_batches(
-      [batch] * per_dispatch,
-      experiment.mesh,
-      labels=experiment.monitor is not None,
-  )
-  steps_fn = experiment.compile_steps()
+  state = experiment.initial_state()
   started = time.perf_counter()
-  # The steps nobody logs: no diagnostics (global norms).
-  compiled = steps_fn.lower(state, batches, np.bool_(False)).compile()
+  dispatch, compiled = unlogged_dispatch(experiment, images)
   compile_s = time.perf_counter() - started
   dispatches = max(1, steps_per_repeat // per_dispatch)
   for _ in range(max(1, warmup_steps // per_dispatch)):
-    state, _ = compiled(state, batches, np.bool_(False))
+    state, _ = dispatch(state)
   jax.block_until_ready(state)
   step_times = []
   for _ in range(repeats):
     started = time.perf_counter()
     for _ in range(dispatches):
-      state, metrics = compiled(state, batches, np.bool_(False))
+      state, metrics = dispatch(state)
     jax.block_until_ready(metrics)
     elapsed = time.perf_counter() - started
     step_times.append(elapsed / (dispatches * per_dispatch))

@@ -170,8 +170,8 @@ def compile_train_steps(
 ):
   """``jit`` of ``train_steps`` over ``mesh``: batches sharded over their
   batch axis, state replicated and donated, metrics replicated; on CPU
-  devices, ``xla_options``' training set. One program per number of steps K (the
-  shape of ``batches``)."""
+  devices, ``xla_options``' training set. One program per number of steps K
+  (the shape of ``batches``)."""
   steps = functools.partial(
       train_steps,
       method=method,

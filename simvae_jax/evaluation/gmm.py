@@ -60,8 +60,8 @@ class Mixture:
   weights [K], means [K, d], precision_chol [K, d, d] (upper-triangular
   factors with precision = P P^T), shift and scale [d]; ``log_likelihood``:
   the mean log-likelihood per point at convergence; ``iterations``: EM
-  iterations of the chosen initialisation on all the points; ``converged``: whether it met
-  ``tol`` before ``max_iter``.
+  iterations of the chosen initialisation on all the points; ``converged``:
+  whether it met ``tol`` before ``max_iter``.
   """
 
   weights: np.ndarray
@@ -349,14 +349,14 @@ def fit(
     chosen = np.random.default_rng(seed).choice(
         len(x), screen_points, replace=False
     )
-    subset = _device_points(x[chosen], shift, scale, mesh)
-    subset_features = _features_that_fit(subset[0])
-    params = start(subset[0], subset_features, subset[1])
+    subset, subset_mask = _device_points(x[chosen], shift, scale, mesh)
+    subset_features = _features_that_fit(subset)
+    params = start(subset, subset_features, subset_mask)
     params, bounds, _, _ = _em(
-        subset[0], subset_features, subset[1], params, max_iter, tol, reg_covar
+        subset, subset_features, subset_mask, params, max_iter, tol, reg_covar
     )
     params, _ = _best(params, bounds)
-    del subset_features
+    del subset_features  # freed before the full features are computed
   points, mask = _device_points(x, shift, scale, mesh)
   features = _features_that_fit(points)
   if not screen:
