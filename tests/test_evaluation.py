@@ -152,6 +152,8 @@ def test_hungarian_mapping_undoes_a_permutation():
 
 
 def test_reconstruction_mse_matches_numpy():
+  """The error of the images' own representations decoded, and of given
+  representations decoded (the evaluation passes the test split's)."""
   config = tiny_digits_config()
   method = methods.make_method(config, (8, 8, 1))
   params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
@@ -159,16 +161,22 @@ def test_reconstruction_mse_matches_numpy():
       0, 256, (13, 8, 8, 1), dtype=np.uint8
   )
   targets = images.astype(np.float32) / 255
-  decoded = np.asarray(
-      method.autoencoder.decode(
-          params, state, method.represent(params, state, targets)
-      )[0]
-  )
-  expected = np.mean((np.clip(decoded, 0, 1) - targets) ** 2)
+
+  def numpy_mse(codes):
+    decoded = np.asarray(method.autoencoder.decode(params, state, codes)[0])
+    return float(np.mean((np.clip(decoded, 0, 1) - targets) ** 2))
+
+  own = method.represent(params, state, targets)
   got = representations.reconstruction_mse(
       method, params, state, images, False, batch_size=5
   )
-  assert got == pytest.approx(float(expected), rel=1e-5)
+  assert got == pytest.approx(numpy_mse(own), rel=1e-5)
+  other = np.random.default_rng(1).normal(size=own.shape).astype(np.float32)
+  given = representations.reconstruction_mse(
+      method, params, state, images, False, batch_size=5, representations=other
+  )
+  assert given == pytest.approx(numpy_mse(other), rel=1e-5)
+  assert abs(given - got) > 1e-4
 
 
 def test_suite_reports_every_metric(separable):

@@ -3,12 +3,15 @@ reported in one place."""
 
 import json
 
+import jax
 import pytest
 
 from conftest import tiny_digits_config
 
 from simvae_jax import train
-from simvae_jax.evaluation import report
+from simvae_jax.methods import autoencoder
+from simvae_jax.evaluation import context, report, representations
+from simvae_jax.experiment import Experiment
 
 
 def run(workdir, **overrides):
@@ -54,6 +57,32 @@ def test_dropping_an_evaluator_drops_its_results_and_files(tmp_path):
   assert "knn_acc" in results["label"] and "recon_mse" in results["label"]
   for name in ("latents.png", "reconstructions.png", "samples.png"):
     assert not (tmp_path / name).exists(), name
+
+
+def test_the_reconstruction_error_decodes_the_test_representations(
+    tmp_path, monkeypatch
+):
+  """Each evaluation runs the encoder over the probe and test splits once:
+  the reconstruction error decodes the test representations already
+  computed (a callback counts every image any compiled program encodes)."""
+  encoded = []
+  represent = autoencoder.GaussianAutoencoder.represent
+
+  def counted(self, params, model_state, images):
+    jax.debug.callback(lambda: encoded.append(images.shape[0]))
+    return represent(self, params, model_state, images)
+
+  monkeypatch.setattr(autoencoder.GaussianAutoencoder, "represent", counted)
+  representations._compiled.cache_clear()  # programs traced with the callback
+  results, history = run(tmp_path, evals=("representation",))
+  representations._compiled.cache_clear()
+  assert "recon_mse" in results["label"]
+  data = context.EvalData.from_experiment(
+      Experiment.from_config(tiny_digits_config())
+  )
+  batches = lambda split: -(-len(split) // 64)  # 64 images per CPU batch
+  per_evaluation = 64 * (batches(data.probe) + batches(data.test))
+  assert sum(encoded) == len(history) * per_evaluation
 
 
 def test_an_unknown_evaluator_is_named(tmp_path):

@@ -21,6 +21,7 @@ A unit applies when its settings ask for it (e.g. ``fid`` only with
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
@@ -63,7 +64,12 @@ class Representation:
     recon_mse = None
     if context.reconstruction:
       with context.timer("reconstruction"):
-        recon_mse = context.map(representations.reconstruction_mse, data.test)
+        recon_mse = context.map(
+            functools.partial(
+                representations.reconstruction_mse, representations=test_repr
+            ),
+            data.test,
+        )
     style_data = context.style_representations(self.style_tasks)
     if not is_main_process():
       return {"label": {}}

@@ -50,12 +50,12 @@ class Group:
 
   indices: list  # positions of the group's problems in the caller's list
   probe: Probe  # with the largest number of classes of the group
+  classes: tuple  # each problem's number of classes
   batch_size: int
   num_batches: np.ndarray  # int [T]: each probe's minibatches per epoch
   fit_sizes: np.ndarray  # int [T]: each probe's fit examples
   splits: dict  # {"fit" | "val" | "test": (x [T, N, d], y [T, N], mask [T, N])}
   valid_classes: jax.Array
-  params: dict  # stacked initial parameters
 
 
 def pad(arrays: Sequence[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -70,11 +70,15 @@ def pad(arrays: Sequence[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
   return stacked, mask
 
 
-def initial_params(problem_classes: int, max_classes: int, hidden, x, seed):
-  """The probe's initial parameters (as trained alone: seeded by ``seed``),
-  its output layer padded with zero columns to ``max_classes``."""
+def initial_params(
+    problem_classes: int, max_classes: int, hidden: int, width: int, seed
+):
+  """The probe's initial parameters on inputs of ``width`` features (as
+  trained alone: seeded by ``seed``), its output layer padded with zero
+  columns to ``max_classes``."""
   init_rng = jax.random.split(jax.random.PRNGKey(seed))[0]
-  params = Probe(problem_classes, hidden).init(init_rng, x[:1])["params"]
+  x = jnp.zeros((1, width), jnp.float32)
+  params = Probe(problem_classes, hidden).init(init_rng, x)["params"]
   last = sorted(params)[-1]  # Dense_0 (linear) or Dense_1 (MLP)
   pad = max_classes - problem_classes
   params[last] = {
@@ -108,10 +112,6 @@ def make_group(indices, problems, batch_size, val_fraction, seed) -> Group:
     fit_sizes.append(len(fit))
   max_classes = max(classes)
   hidden = problems[indices[0]].hidden
-  params = [
-      initial_params(c, max_classes, hidden, splits["fit"][0][i], seed)
-      for i, c in enumerate(classes)
-  ]
   padded = {}
   for name, (xs, ys) in splits.items():
     x, mask = pad(xs, np.float32)
@@ -123,6 +123,7 @@ def make_group(indices, problems, batch_size, val_fraction, seed) -> Group:
   return Group(
       indices=list(indices),
       probe=Probe(max_classes, hidden),
+      classes=tuple(classes),
       batch_size=batch_size,
       num_batches=np.asarray(num_batches),
       fit_sizes=np.asarray(fit_sizes),
@@ -130,7 +131,6 @@ def make_group(indices, problems, batch_size, val_fraction, seed) -> Group:
       valid_classes=jnp.asarray(
           np.arange(max_classes)[None] < np.asarray(classes)[:, None]
       ),
-      params=jax.tree.map(lambda *p: jnp.stack(p), *params),
   )
 
 

@@ -141,6 +141,32 @@ def _test_accuracy(probes, best_params, data):
   )
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _initial_states(optimizer, shapes: tuple, seed):
+  """Each group's (stacked initial parameters, optimizer state, best
+  parameters so far, best validation accuracy [T]), all in one program (not
+  one per operation). ``shapes``: per group, (each probe's classes, hidden
+  width, input width)."""
+  states = []
+  for classes, hidden, width in shapes:
+    params = jax.tree.map(
+        lambda *p: jnp.stack(p),
+        *[
+            probe_data.initial_params(c, max(classes), hidden, width, seed)
+            for c in classes
+        ],
+    )
+    states.append(
+        (
+            params,
+            jax.vmap(optimizer.init)(params),
+            jax.tree.map(jnp.copy, params),
+            jnp.full(len(classes), -1.0),
+        )
+    )
+  return tuple(states)
+
+
 # One optimizer object per learning rate: it is a static argument of the jitted
 # epoch, so a fresh object per call would recompile every evaluation.
 _adam = functools.lru_cache(maxsize=None)(optax.adam)
@@ -178,14 +204,13 @@ def train_probes(
   data = tuple(
       (jnp.asarray(g.num_batches), g.splits, g.valid_classes) for g in groups
   )
-  states = tuple(
-      (
-          g.params,
-          jax.vmap(optimizer.init)(g.params),
-          jax.tree.map(jnp.copy, g.params),
-          jnp.full(len(g.indices), -1.0),
-      )
-      for g in groups
+  states = _initial_states(
+      optimizer,
+      tuple(
+          (g.classes, g.probe.hidden, g.splits["fit"][0].shape[2])
+          for g in groups
+      ),
+      seed,
   )
   best = [(-1.0, 0)] * len(problems)  # (validation accuracy, epoch)
   active = [np.ones(len(g.indices), bool) for g in groups]

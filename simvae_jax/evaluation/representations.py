@@ -29,21 +29,21 @@ def _represent(method, binarize, params, model_state, images):
   )
 
 
-def _reconstruct(method, binarize, params, model_state, images):
-  return method.reconstruct(
-      params, model_state, augment.preprocess(images, binarize)
-  )
+def _decode(method, binarize, params, model_state, codes):
+  del binarize
+  return method.decode_representations(params, model_state, codes)
 
 
-def _squared_error(method, binarize, params, model_state, images):
+def _squared_error(method, binarize, params, model_state, images_and_codes):
+  images, codes = images_and_codes
   targets = augment.preprocess(images, binarize)
-  reconstructions = method.reconstruct(params, model_state, targets)
+  reconstructions = method.decode_representations(params, model_state, codes)
   return jnp.mean(jnp.square(reconstructions - targets), axis=(1, 2, 3))
 
 
 @functools.lru_cache(maxsize=None)
 def _compiled(fn, method, binarize: bool, mesh: jax.sharding.Mesh):
-  """``fn`` jitted over ``mesh``: networks replicated, images split, results
+  """``fn`` jitted over ``mesh``: networks replicated, inputs split, results
   replicated (one program per function, method and mesh)."""
   replicated = sharding.replicated(mesh)
   return jax.jit(
@@ -69,25 +69,34 @@ def map_images(
     binarize: bool,
     mesh: jax.sharding.Mesh | None = None,
     batch_size: int | None = None,
+    beside=None,
 ) -> np.ndarray:
-  """``fn(method, binarize, params, model_state, images)`` over uint8 images
+  """``fn(method, binarize, params, model_state, inputs)`` over uint8 images
   [N, H, W, C] (an array or a source, streamed) in batches split over
   ``mesh`` (default: all devices) of ``batch_size`` (default: 64 per device
   on CPU, where small batches run fastest: the CIFAR-10 encoder takes 0.80 ms
-  per image at 64 and 1.24 ms at 1,000 on 2 cores; 1,000 elsewhere)."""
+  per image at 64 and 1.24 ms at 1,000 on 2 cores; 1,000 elsewhere).
+  ``inputs`` is a batch of images, or (images, rows of ``beside`` [N, ...])
+  when ``beside`` is given; ``images`` may also be any array [N, ...] that
+  ``fn`` reads (representations to decode)."""
   mesh = sharding.make_mesh() if mesh is None else mesh
   if batch_size is None:
     batch_size = 64 * mesh.size if layers.kernel_platform() == "cpu" else 1000
   batch_size = math.ceil(batch_size / mesh.size) * mesh.size
   compiled = _compiled(fn, method, binarize, mesh)
   read = (
-      None
+      (lambda start, stop: images[start:stop])
       if isinstance(images, np.ndarray)
       else (lambda start, stop: sources.read_images(images, start, stop))
   )
+  if beside is not None:
+    read_images = read
+    read = lambda start, stop: (read_images(start, stop), beside[start:stop])
   return map_in_batches(
       lambda batch: compiled(
-          params, model_state, sharding.global_array(batch, mesh)
+          params,
+          model_state,
+          jax.tree.map(lambda rows: sharding.global_array(rows, mesh), batch),
       ),
       images,
       batch_size,
@@ -111,27 +120,54 @@ def compute_representations(
   )
 
 
-def reconstructions(
-    method, params, model_state, images, binarize, mesh=None, batch_size=None
+def decode_representations(
+    method, params, model_state, codes, mesh=None, batch_size=None
 ) -> np.ndarray:
-  """Reconstructions in [0, 1] of uint8 images [N, H, W, C] -> float32 same."""
+  """method.decode_representations of float32 [N, D] -> images [N, H, W, C]
+  in [0, 1]."""
   return map_images(
-      _reconstruct,
-      method,
-      params,
-      model_state,
-      images,
-      binarize,
-      mesh,
-      batch_size,
+      _decode, method, params, model_state, codes, False, mesh, batch_size
+  )
+
+
+def reconstructions(
+    method,
+    params,
+    model_state,
+    images,
+    binarize,
+    mesh=None,
+    batch_size=None,
+    representations=None,
+) -> np.ndarray:
+  """Reconstructions in [0, 1] of uint8 images [N, H, W, C] -> float32 same:
+  their representations (computed here unless given, [N, D]) decoded."""
+  if representations is None:
+    representations = compute_representations(
+        method, params, model_state, images, binarize, mesh, batch_size
+    )
+  return decode_representations(
+      method, params, model_state, representations, mesh, batch_size
   )
 
 
 def reconstruction_mse(
-    method, params, model_state, images, binarize, mesh=None, batch_size=None
+    method,
+    params,
+    model_state,
+    images,
+    binarize,
+    mesh=None,
+    batch_size=None,
+    representations=None,
 ) -> float:
   """Per-pixel MSE between un-augmented images in [0, 1] and their
-  reconstructions, averaged over pixels and images."""
+  reconstructions, averaged over pixels and images. ``representations``
+  [N, D]: the images' own (computed here unless given), which are decoded."""
+  if representations is None:
+    representations = compute_representations(
+        method, params, model_state, images, binarize, mesh, batch_size
+    )
   errors = map_images(
       _squared_error,
       method,
@@ -141,6 +177,7 @@ def reconstruction_mse(
       binarize,
       mesh,
       batch_size,
+      beside=np.asarray(representations, np.float32),
   )
   return float(errors.mean())
 

@@ -1,7 +1,7 @@
 """Method registry: ``--config.method=NAME`` selects the objective.
 
 Every method implements the interface of ``base.Method`` (init, loss,
-after_update, represent, reconstruct); generative methods (``generative =
+after_update, represent, decode_representations); generative methods (``generative =
 True``) also ``sample``, discriminative ones have a ``decoder_loss`` for their
 post-hoc decoder; ``trainable`` is False for the random encoder, which is never
 updated.

@@ -140,23 +140,20 @@ class GaussianAutoencoder:
     """Representation for evaluation: the posterior mean, [N, D]."""
     return self.encode(params, model_state, images)[0][0]
 
-  def reconstruct(
-      self, params: dict, model_state: dict, images: jax.Array
+  def decode_mean(
+      self, params: dict, model_state: dict, latents: jax.Array
   ) -> jax.Array:
-    """Decodes the posterior mean: [N, H, W, C] -> [N, H, W, C] in [0, 1]."""
-    outputs, _ = self.decode(
-        params, model_state, self.represent(params, model_state, images)
+    """The likelihood's mean image of latents [N, D]: [N, H, W, C] in [0, 1]."""
+    return self.likelihood.mean_image(
+        self.decode(params, model_state, latents)[0]
     )
-    return self.likelihood.mean_image(outputs)
 
   def sample(
       self, params: dict, model_state: dict, rng: jax.Array, count: int
   ) -> jax.Array:
     """Decodes z ~ N(0, I): [count, H, W, C] in [0, 1]."""
     latents = jax.random.normal(rng, (count, self.latent_dim))
-    return self.likelihood.mean_image(
-        self.decode(params, model_state, latents)[0]
-    )
+    return self.decode_mean(params, model_state, latents)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,10 +188,11 @@ class GenerativeMethod(Method):
   ) -> jax.Array:
     return self.autoencoder.represent(params, model_state, images)
 
-  def reconstruct(
-      self, params: dict, model_state: dict, images: jax.Array
+  def decode_representations(
+      self, params: dict, model_state: dict, representations: jax.Array
   ) -> jax.Array:
-    return self.autoencoder.reconstruct(params, model_state, images)
+    """Decodes posterior means [N, D] to the likelihood's mean images."""
+    return self.autoencoder.decode_mean(params, model_state, representations)
 
   def sample(
       self, params: dict, model_state: dict, rng: jax.Array, count: int

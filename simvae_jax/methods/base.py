@@ -15,8 +15,9 @@ A method owns its networks and is used through pure functions of arrays:
   momentum encoder; ``step``: int32 [], the step just taken, counted from 1,
   for schedules such as BYOL's momentum);
 * ``represent(params, model_state, images [N, H, W, C]) -> [N, D]`` and
-  ``reconstruct`` for evaluation, in inference mode (running statistics);
-  generative methods also ``sample``.
+  ``decode_representations(params, model_state, [N, D]) -> [N, H, W, C]``
+  for evaluation, in inference mode (running statistics); ``reconstruct`` is
+  one after the other; generative methods also ``sample``.
 
 A ``MethodSpec`` declares the rest: the method's config section and defaults,
 the views it needs; ``methods.register`` makes it a ``--config.method``.
@@ -117,6 +118,27 @@ class Method:
   ) -> dict:
     del params, step
     return method_state
+
+  def represent(
+      self, params: dict, model_state: dict, images: jax.Array
+  ) -> jax.Array:
+    """Representation for evaluation (inference mode): [N, H, W, C] -> [N, D]."""
+    raise NotImplementedError
+
+  def decode_representations(
+      self, params: dict, model_state: dict, representations: jax.Array
+  ) -> jax.Array:
+    """Images in [0, 1] decoded from representations: [N, D] -> [N, H, W, C]
+    (inference mode)."""
+    raise NotImplementedError
+
+  def reconstruct(
+      self, params: dict, model_state: dict, images: jax.Array
+  ) -> jax.Array:
+    """The decoded representations of images [N, H, W, C], in [0, 1]."""
+    return self.decode_representations(
+        params, model_state, self.represent(params, model_state, images)
+    )
 
 
 @dataclasses.dataclass(frozen=True)

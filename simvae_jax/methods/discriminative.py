@@ -7,8 +7,8 @@ self-supervised training on frozen (stop-gradient) representations, gives every
 method reconstructions (paper Figs. 3-4); it plays no part in the SSL loss and
 lives outside the train state: ``init`` gives the encoder and head,
 ``init_decoder`` the decoder (``posthoc_decoder.py`` trains it), and the
-functions that use it (``reconstruct``, ``decoder_loss``) take params holding
-all three.
+functions that use it (``decode_representations``, ``decoder_loss``) take
+params holding all three.
 """
 
 from __future__ import annotations
@@ -146,13 +146,15 @@ class DiscriminativeMethod(Method):
         self.decoder, "decoder", params, model_state, representations, train
     )
 
-  def reconstruct(
-      self, params: dict, model_state: dict, images: jax.Array
+  def decode_representations(
+      self, params: dict, model_state: dict, representations: jax.Array
   ) -> jax.Array:
-    """The post-hoc decoder's output, clipped to [0, 1]."""
-    return jnp.clip(
-        self.decode_frozen(params, model_state, images)[0], 0.0, 1.0
+    """The post-hoc decoder's output of representations [N, D] (inference
+    mode), clipped to [0, 1]."""
+    outputs, _ = apply_part(
+        self.decoder, "decoder", params, model_state, representations, False
     )
+    return jnp.clip(outputs, 0.0, 1.0)
 
   def decoder_loss(self, params: dict, model_state: dict, images: jax.Array):
     """Per-pixel MSE of the post-hoc decoder (training mode) on images
