@@ -3,11 +3,12 @@ compilation cache, and metrics on an object store written without appends."""
 
 import os
 import pathlib
+import sys
 
 import pytest
 from etils import epath
 
-from simvae_jax import checkpointing, outputs, train
+from simvae_jax import checkpointing, compilation_cache, outputs, train
 from simvae_jax.train import Experiment
 
 from conftest import digits_command, run, tiny_digits_config
@@ -76,6 +77,33 @@ def test_a_second_start_takes_its_programs_from_the_compilation_cache(
   second = run(command("second"), env=env)
   assert second.returncode == 0, second.stderr[-3000:]
   assert sorted(p.name for p in cache.iterdir()) == entries
+
+
+@pytest.mark.parametrize("minimum", [None, "0.5"])
+def test_the_cache_keeps_programs_compiled_in_a_tenth_of_a_second(
+    tmp_path, minimum
+):
+  """A run's cache keeps the evaluation's programs (0.1-1 s to compile each,
+  under JAX's 1 s default) unless the environment sets the minimum."""
+  env = {
+      k: v
+      for k, v in os.environ.items()
+      if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))
+  }
+  if minimum is not None:
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = minimum
+  script = (
+      "import jax\n"
+      "from simvae_jax import compilation_cache\n"
+      f"print(compilation_cache.enable({str(tmp_path)!r}))\n"
+      "print(jax.config.jax_persistent_cache_min_compile_time_secs)\n"
+  )
+  result = run([sys.executable, "-c", script], env=env)
+  assert result.returncode == 0, result.stderr[-2000:]
+  directory, seconds = result.stdout.split()
+  assert directory == str(tmp_path)
+  expected = compilation_cache.MIN_COMPILE_SECONDS if minimum is None else 0.5
+  assert float(seconds) == expected
 
 
 def test_metrics_on_an_object_store_are_written_whole_never_appended(tmp_path):
