@@ -131,23 +131,15 @@ def decode_representations(
 
 
 def reconstructions(
-    method,
-    params,
-    model_state,
-    images,
-    binarize,
-    mesh=None,
-    batch_size=None,
-    representations=None,
+    method, params, model_state, images, binarize, mesh=None, batch_size=None
 ) -> np.ndarray:
   """Reconstructions in [0, 1] of uint8 images [N, H, W, C] -> float32 same:
-  their representations (computed here unless given, [N, D]) decoded."""
-  if representations is None:
-    representations = compute_representations(
-        method, params, model_state, images, binarize, mesh, batch_size
-    )
+  their representations decoded."""
+  codes = compute_representations(
+      method, params, model_state, images, binarize, mesh, batch_size
+  )
   return decode_representations(
-      method, params, model_state, representations, mesh, batch_size
+      method, params, model_state, codes, mesh, batch_size
   )
 
 
