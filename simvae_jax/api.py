@@ -127,8 +127,8 @@ def load(workdir: str) -> TrainedRun:
         workdir,
         params,
         model_state,
-        method.init_decoder(
-            seeding.purpose_key(config.seed, "init"), image_shape
+        posthoc_decoder.decoder_at_initialisation(
+            method, config.seed, image_shape, mesh
         ),
     )
   return TrainedRun(

@@ -20,7 +20,7 @@ import tqdm
 from etils import epath
 from flax import serialization
 
-from simvae_jax import seeding, sharding
+from simvae_jax import seeding, sharding, xla_options
 from simvae_jax.data import augment, pipeline
 from simvae_jax.experiment import num_train_steps
 
@@ -75,11 +75,25 @@ def num_steps(experiment) -> int:
 
 
 def initial_decoder(experiment):
-  """(params, model_state) of the decoder at initialisation (run's seed)."""
-  return experiment.method.init_decoder(
-      seeding.purpose_key(experiment.config.seed, "init"),
+  """(params, model_state) of the decoder at initialisation (run's seed),
+  replicated over the experiment's mesh."""
+  return decoder_at_initialisation(
+      experiment.method,
+      experiment.config.seed,
       experiment.image_shape,
+      experiment.mesh,
   )
+
+
+def decoder_at_initialisation(method, seed: int, image_shape, mesh):
+  """(params, model_state) of ``method``'s decoder at initialisation in run
+  ``seed``, replicated over ``mesh``: one compiled program (run eagerly, op by
+  op, the CIFAR-10 decoder's initialisation took 27 s on 2 cores)."""
+  return xla_options.jit_initialisation(
+      functools.partial(method.init_decoder, image_shape=tuple(image_shape)),
+      mesh,
+      out_shardings=sharding.replicated(mesh),
+  )(seeding.purpose_key(seed, "init"))
 
 
 def train_posthoc_decoder(experiment, params: dict, model_state: dict):
@@ -102,9 +116,7 @@ def train_posthoc_decoder(experiment, params: dict, model_state: dict):
       seed=seeding.purpose_seed(config.seed, "posthoc_decoder_data"),
   )
   iterator = pipeline.make_train_iterator(dataset)
-  decoder_params, decoder_stats = sharding.replicate(
-      initial_decoder(experiment), experiment.mesh
-  )
+  decoder_params, decoder_stats = initial_decoder(experiment)
   decoder_state = {"decoder": decoder_stats} if decoder_stats else {}
   opt_state = optimizer.init(decoder_params)
   loss = float("nan")

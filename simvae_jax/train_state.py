@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from simvae_jax import online_probe, seeding, sharding
+from simvae_jax import online_probe, seeding, sharding, xla_options
 
 
 class TrainState(struct.PyTreeNode):
@@ -79,8 +79,9 @@ def init_train_state(
     monitor=None,
 ) -> TrainState:
   """The initial state of run ``seed``, created directly replicated on ``mesh``."""
-  return jax.jit(
+  return xla_options.jit_initialisation(
       _creator(method, optimizer, image_shape, seed, monitor),
+      mesh,
       out_shardings=sharding.replicated(mesh),
   )()
 

@@ -33,7 +33,7 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 # The experiment scripts' helpers (runs.py, paper.py), tested in process.
 sys.path.insert(0, str(REPO / "experiments"))
 
-from simvae_jax import configs, methods  # pylint: disable=g-import-not-at-top,wrong-import-position
+from simvae_jax import configs, methods, xla_options  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def run_on_eight_devices(script: str, timeout: int = 600) -> str:
@@ -110,7 +110,9 @@ def conv_method():
   initialisation, for 8x8x1 images."""
   config = tiny_conv_config()
   method = methods.make_method(config, (8, 8, 1))
-  params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+  # Compiled as runs compile it (eagerly, op by op, it took 15 s).
+  init = xla_options.jit_initialisation(lambda key: method.init(key, (8, 8, 1)))
+  params, state = init(jax.random.PRNGKey(0))
   return method, params, state
 
 

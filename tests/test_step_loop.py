@@ -14,7 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simvae_jax import outputs, step_loop, train, train_step, xla_options
+from simvae_jax import (
+    outputs,
+    posthoc_decoder,
+    step_loop,
+    train,
+    train_step,
+    xla_options,
+)
 from simvae_jax.train import Experiment
 
 from conftest import (
@@ -193,6 +200,42 @@ def test_intervals_must_be_multiples_of_the_steps_per_dispatch():
     train.validate_config(tiny_digits_config(steps_per_dispatch=4, log_every=6))
   with pytest.raises(ValueError, match="steps_per_dispatch must be >= 1"):
     train.validate_config(tiny_digits_config(steps_per_dispatch=0))
+
+
+@pytest.mark.parametrize(
+    "make_config",
+    [
+        # Method state (key encoder, queue) and the online probe's state.
+        lambda: tiny_digits_config(
+            method="moco", **{"online_probe.enabled": True}
+        ),
+        # Conv encoder and decoder with BatchNorm state.
+        pytest.param(tiny_conv_config, marks=pytest.mark.slow),
+    ],
+    ids=["moco_online_probe", "conv_simvae"],
+)
+def test_the_cpu_initialisation_options_keep_the_initial_state_bitwise(
+    monkeypatch, make_config
+):
+  """The initial train state (and a discriminative method's post-hoc
+  decoder) compiled with ``xla_options``' initialisation set (LLVM -O1) and
+  with XLA's defaults: the same values, bit for bit."""
+  experiment = Experiment.from_config(make_config())
+
+  def initial():
+    xla_options.cpu_options.cache_clear()
+    state = experiment.initial_state()
+    if experiment.method.generative:
+      return jax.device_get(state)
+    return jax.device_get((state, posthoc_decoder.initial_decoder(experiment)))
+
+  try:
+    ours = initial()
+    monkeypatch.setitem(xla_options.OPTION_SETS, "initialisation", {})
+    plain = initial()
+  finally:
+    xla_options.cpu_options.cache_clear()
+  assert params_equal(ours, plain)
 
 
 @pytest.mark.parametrize("method", ["simvae", "moco"])
