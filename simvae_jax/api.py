@@ -14,6 +14,7 @@ Every function is jitted, batched, and sharded over all devices.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import jax
@@ -127,8 +128,10 @@ def load(workdir: str) -> TrainedRun:
         workdir,
         params,
         model_state,
-        posthoc_decoder.decoder_at_initialisation(
-            method, config.seed, image_shape, mesh
+        # Only the structure is read: shapes, not a compiled initialisation.
+        jax.eval_shape(
+            functools.partial(method.init_decoder, image_shape=image_shape),
+            seeding.purpose_key(config.seed, "init"),
         ),
     )
   return TrainedRun(

@@ -51,15 +51,6 @@ def _to_unit(images):
   return jnp.asarray(images, jnp.float32) / 255.0
 
 
-def _initial_params(model: FeatureClassifier, image_shape) -> dict:
-  """The classifier's parameters at initialisation for images of
-  ``image_shape`` [H, W, C], from a fixed key (the same features for every
-  run)."""
-  return xla_options.jit_initialisation(model.init)(
-      jax.random.PRNGKey(0), jnp.zeros((1, *image_shape))
-  )["params"]
-
-
 def train_classifier(
     images: np.ndarray,
     labels: np.ndarray,
@@ -69,7 +60,10 @@ def train_classifier(
 ):
   """Parameters of a FeatureClassifier trained on uint8 images [N, H, W, C]."""
   model = FeatureClassifier(count_classes(labels))
-  params = _initial_params(model, images.shape[1:])
+  rng = jax.random.PRNGKey(0)  # fixed: the same features for every run
+  params = xla_options.jit_initialisation(model.init)(
+      rng, jnp.zeros((1, *images.shape[1:]))
+  )["params"]
   optimizer = optax.adam(learning_rate)
   opt_state = optimizer.init(params)
 
@@ -117,9 +111,11 @@ def offline_classifier(
   )
   model = FeatureClassifier(count_classes(labels))
   if cache and os.path.exists(path):
-    template = _initial_params(model, images.shape[1:])
+    template = jax.eval_shape(  # shapes only: no initialisation compiled
+        model.init, jax.random.PRNGKey(0), jnp.zeros((1, *images.shape[1:]))
+    )
     with open(path, "rb") as file:
-      return model, serialization.from_bytes(template, file.read())
+      return model, serialization.from_bytes(template["params"], file.read())
   model, params = train_classifier(images, labels, epochs)
   if cache:
     os.makedirs(cache, exist_ok=True)
