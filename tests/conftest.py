@@ -1,6 +1,7 @@
 """Shared fixtures: small configs and the optional offline datasets."""
 
 import atexit
+import functools
 import os
 import pathlib
 import shutil
@@ -108,12 +109,16 @@ def apply_overrides(config, overrides: dict):
 def conv_method():
   """(method, params, model state) of ``tiny_conv_config``'s SimVAE at
   initialisation, for 8x8x1 images."""
-  config = tiny_conv_config()
-  method = methods.make_method(config, (8, 8, 1))
-  # Compiled as runs compile it (eagerly, op by op, it took 15 s).
-  init = xla_options.jit_initialisation(lambda key: method.init(key, (8, 8, 1)))
-  params, state = init(jax.random.PRNGKey(0))
-  return method, params, state
+  method = methods.make_method(tiny_conv_config(), (8, 8, 1))
+  return (method, *initialised(method, (8, 8, 1)))
+
+
+def initialised(method, image_shape, seed: int = 0):
+  """(params, model_state) of ``method`` from ``PRNGKey(seed)``, compiled as
+  runs compile it (a tiny conv network's initialisation took 15 s eagerly,
+  op by op, and 2 s compiled)."""
+  init = functools.partial(method.init, image_shape=tuple(image_shape))
+  return xla_options.jit_initialisation(init)(jax.random.PRNGKey(seed))
 
 
 @pytest.fixture

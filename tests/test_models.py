@@ -10,7 +10,7 @@ import pytest
 from simvae_jax import methods, models
 from simvae_jax.models import resnet
 
-from conftest import tiny_conv_config
+from conftest import initialised, tiny_conv_config
 
 
 def abstract_params(module, example_shape):
@@ -116,16 +116,15 @@ def test_init_returns_batch_statistics_for_conv_networks(conv_method):
 def test_inference_representations_do_not_depend_on_the_batch(conv_method):
   method, params, state = conv_method
   images = jax.random.uniform(jax.random.PRNGKey(1), (6, 8, 8, 1))
-  alone = method.represent(params, state, images[:2])
-  together = method.represent(params, state, images)[:2]
+  # Compiled: conv networks run slowly eagerly, op by op.
+  represent = jax.jit(method.represent)
+  alone = represent(params, state, images[:2])
+  together = represent(params, state, images)[:2]
   np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
   # In training mode batch statistics do mix the images.
-  train_alone, _ = method.autoencoder.encode(
-      params, state, images[:2], train=True
-  )
-  train_together, _ = method.autoencoder.encode(
-      params, state, images, train=True
-  )
+  encode = jax.jit(method.autoencoder.encode, static_argnames="train")
+  train_alone, _ = encode(params, state, images[:2], train=True)
+  train_together, _ = encode(params, state, images, train=True)
   assert not np.allclose(train_alone[0], train_together[0][:2], atol=1e-4)
 
 
@@ -133,7 +132,7 @@ def test_inference_representations_do_not_depend_on_the_batch(conv_method):
 def test_training_pass_updates_running_averages_with_momentum_0_9(conv_method):
   method, params, state = conv_method
   views = jax.random.uniform(jax.random.PRNGKey(2), (4, 2, 8, 8, 1))
-  _, new_state = method.autoencoder.pass_views(
+  new_state = jax.jit(lambda *a: method.autoencoder.pass_views(*a)[1])(
       params, state, views, jax.random.PRNGKey(3)
   )
   # The stem BatchNorm sees the stem conv's outputs over all 8 views.
@@ -163,8 +162,10 @@ def test_stem_bias_before_batchnorm_gets_no_gradient(conv_method):
   removes any per-channel constant: its gradient vanishes (up to rounding)."""
   method, params, state = conv_method
   views = jax.random.uniform(jax.random.PRNGKey(4), (4, 2, 8, 8, 1))
-  grads = jax.grad(
-      lambda p: method.objective(p, state, views, jax.random.PRNGKey(5))[0]
+  grads = jax.jit(
+      jax.grad(
+          lambda p: method.objective(p, state, views, jax.random.PRNGKey(5))[0]
+      )
   )(params)
   stem = grads["encoder"]["Conv_0"]
   assert float(jnp.max(jnp.abs(stem["bias"]))) < 1e-4 * float(
@@ -183,12 +184,12 @@ def test_bfloat16_loss_is_close_to_float32(name):
   for dtype in ("float32", "bfloat16"):
     config = tiny_conv_config(method=name, **{"model.dtype": dtype})
     method = methods.make_method(config, (8, 8, 1))
-    params, state = method.init(jax.random.PRNGKey(0), (8, 8, 1))
+    params, state = initialised(method, (8, 8, 1))
     assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype("float32")}
     method_state = method.init_method_state(
         params, state, jax.random.PRNGKey(3)
     )
-    loss, _ = method.loss(
+    loss, _ = jax.jit(method.loss)(
         params, state, method_state, views, jax.random.PRNGKey(2)
     )
     assert loss.dtype == jnp.float32
