@@ -10,7 +10,6 @@ import json
 import math
 import time
 
-import matplotlib.image
 import numpy as np
 from etils import epath
 
@@ -110,6 +109,8 @@ def save_image(
   """Saves a grid [H, W, C] in [0, 1] of tiles ``tile_size`` pixels high as
   PNG (grayscale if one channel); small tiles are enlarged (nearest
   neighbour) to at least ``min_size`` pixels."""
+  import matplotlib.image  # pylint: disable=import-outside-toplevel
+
   grid = np.clip(grid, 0.0, 1.0)
   factor = max(1, min_size // tile_size)
   grid = grid.repeat(factor, axis=0).repeat(factor, axis=1)
