@@ -38,10 +38,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import runs
-from simvae_jax import configs
+from simvae_jax import cli, configs
 from simvae_jax import benchmarking as benchmark
 from simvae_jax import train
 from simvae_jax.data import npz
@@ -292,4 +292,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -34,9 +34,10 @@ import os
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from simvae_jax import cli
 from simvae_jax.benchmarking import (
     benchmark,
     eval_benchmark,
@@ -123,4 +124,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -16,7 +16,7 @@ import numpy as np
 from absl import app, flags
 
 import runs
-from simvae_jax import methods
+from simvae_jax import cli, methods
 from simvae_jax.data import augment
 
 FLAGS = flags.FLAGS
@@ -225,7 +225,7 @@ def plot_curves(panels: dict, references: dict, path: str) -> None:
 
 
 def run_script(main) -> None:
-  """``app.run(main)``; a job stopped by SIGTERM/SIGINT ends the script with
+  """``cli.run(main)`` (one-line errors); a job stopped by SIGTERM/SIGINT ends the script with
   its message and exit code 0 (re-running resumes it)."""
 
   def guarded(argv):
@@ -235,7 +235,7 @@ def run_script(main) -> None:
       print(interrupted, flush=True)
       return 0
 
-  app.run(guarded)
+  cli.run(guarded)
 
 
 def results_name(suffixes=(".md", ".png")) -> str:

@@ -27,12 +27,12 @@ import statistics
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 from sklearn import metrics
 from sklearn.mixture import GaussianMixture
 
-from simvae_jax import train
+from simvae_jax import cli, train
 from simvae_jax.benchmarking import matmul_gflop_per_s
 from simvae_jax.data import sources
 from simvae_jax.evaluation import clustering, representations
@@ -129,4 +129,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

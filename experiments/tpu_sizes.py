@@ -18,9 +18,9 @@ from __future__ import annotations
 import pathlib
 import time
 
-from absl import app, flags
+from absl import flags
 
-from simvae_jax import configs
+from simvae_jax import cli, configs
 from simvae_jax import aot
 
 _CONFIGS = flags.DEFINE_list("configs", ["cifar10", "celeba"], "Configs.")
@@ -68,4 +68,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -35,10 +35,10 @@ import sys
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from simvae_jax import sharding, train_step
+from simvae_jax import cli, sharding, train_step
 from simvae_jax.evaluation import representations
 from simvae_jax.experiment import Experiment
 from simvae_jax.models import layers
@@ -302,4 +302,4 @@ def _exit_short(topology: str, config, why: str):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -1,8 +1,9 @@
 """The command line: user mistakes end in one clear line and a non-zero exit.
 
-Every case is a real ``python -m simvae_jax.main`` process; they are started
-together by one fixture (each mostly waits for imports) and checked one test
-per case.
+Every case is a real ``python -m simvae_jax.main`` process (or one of the
+other command lines, which share its errors: the TPU sizing, a benchmark);
+they are started together by one fixture (each mostly waits for imports) and
+checked one test per case.
 """
 
 import os
@@ -75,10 +76,38 @@ CASES = {
     "workdir is a file": (DIGITS, "is a file, not a directory"),
 }
 
+# The other command lines share its one-line errors (simvae_jax/cli.py).
+# name: (arguments after the interpreter, expected text in the error line)
+OTHER_COMMANDS = {
+    "benchmark: log_every not a multiple of steps_per_dispatch": (
+        [
+            "experiments/benchmark.py",
+            "--what=loop",
+            "--config=configs/digits.py",
+            "--config.steps_per_dispatch=8",
+        ],
+        "log_every=50 is not a multiple of steps_per_dispatch=8",
+    ),
+    "aot: unknown config key": (
+        [
+            "-m",
+            "simvae_jax.aot",
+            "--config=configs/digits.py",
+            "--topology=v5e:2x2",
+            "--config.num_step=10",
+        ],
+        'Unknown config key "num_step"; did you mean "num_steps"?',
+    ),
+}
+
 
 def run_cli(args, workdir, env):
+  return start(["-m", "simvae_jax.main", f"--workdir={workdir}", *args], env)
+
+
+def start(args, env):
   return subprocess.Popen(
-      [sys.executable, "-m", "simvae_jax.main", f"--workdir={workdir}", *args],
+      [sys.executable, *args],
       cwd=REPO,
       env=env,
       stdout=subprocess.PIPE,
@@ -101,6 +130,8 @@ def results(tmp_path_factory):
     if name == "workdir is a file":
       workdir.write_text("not a directory")
     processes[name] = (run_cli(args, workdir, env), workdir)
+  for name, (args, _) in OTHER_COMMANDS.items():
+    processes[name] = (start(args, env), None)
   verbose_workdir = root / "verbose"
   verbose = run_cli(
       CASES["unknown method"][0] + ["--verbose"], verbose_workdir, env
@@ -114,14 +145,14 @@ def results(tmp_path_factory):
   return finished
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(OTHER_COMMANDS))
 def test_mistake_is_one_clear_line(results, name):
   returncode, _, stderr, _ = results[name]
   assert returncode == 1, stderr[-2000:]
   assert "Traceback" not in stderr
   errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
   assert len(errors) == 1, stderr[-2000:]
-  assert CASES[name][1] in errors[0]
+  assert {**CASES, **OTHER_COMMANDS}[name][1] in errors[0]
   assert "\\n" not in errors[0] and '\\"' not in errors[0]  # no escaped repr
   assert "--verbose" in stderr
 

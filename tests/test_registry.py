@@ -144,7 +144,7 @@ CLI = (
     "import sys; sys.path.insert(0, 'tests'); import test_registry; "
     "from simvae_jax import methods, main; "
     "methods.register(test_registry.SPEC); "
-    "from absl import app; app.run(main.main, flags_parser=main.parse_flags)"
+    "main.run()"
 )
 
 
