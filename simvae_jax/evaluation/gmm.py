@@ -40,7 +40,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
 from simvae_jax import sharding
 from simvae_jax.evaluation import kmeans
@@ -167,6 +166,8 @@ def precision_cholesky(covariances, reg_covar: float) -> np.ndarray:
   its own thread pool and waits inside it, and two of them in one program
   wedged that pool for good on a 2-core machine.
   """
+  import scipy.linalg  # pylint: disable=import-outside-toplevel
+
   covariances = np.asarray(covariances, np.float64)
   eye = np.eye(covariances.shape[-1])
   factors = np.empty_like(covariances)
