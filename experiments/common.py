@@ -225,8 +225,8 @@ def plot_curves(panels: dict, references: dict, path: str) -> None:
 
 
 def run_script(main) -> None:
-  """``cli.run(main)`` (one-line errors); a job stopped by SIGTERM/SIGINT ends the script with
-  its message and exit code 0 (re-running resumes it)."""
+  """``cli.run(main)`` (one-line errors); a job stopped by SIGTERM/SIGINT
+  ends the script with its message and exit code 0 (re-running resumes it)."""
 
   def guarded(argv):
     try:

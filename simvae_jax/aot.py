@@ -31,7 +31,6 @@ import importlib.util
 import json
 import os
 import re
-import sys
 
 import jax
 import numpy as np
@@ -278,9 +277,6 @@ def main(argv):
       )
   except DoesNotFit as error:
     _exit_short(topology, config, f"the compiler: {error}")
-  except SizingError as error:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(1)
   print(json.dumps(result), flush=True)
   if result["peak_bytes_per_chip"] > memory:
     _exit_short(
@@ -292,14 +288,13 @@ def main(argv):
 
 
 def _exit_short(topology: str, config, why: str):
-  print(
-      f"error: the step does not fit on {topology} ({why}): lower "
+  cli.fail(
+      f"the step does not fit on {topology} ({why}): lower "
       f"--config.batch_size (global {config.batch_size}) or use more chips.",
-      file=sys.stderr,
+      hint=False,
   )
-  sys.exit(1)
 
 
 if __name__ == "__main__":
   define_flags()
-  cli.run(main)
+  cli.run(main, quiet_errors=(SizingError,))
