@@ -123,7 +123,8 @@ def test_the_host_factorisation_runs_its_blas_on_one_thread(monkeypatch):
     }
 
   before = blas_threads()
-  assert len(before) >= 1
+  if max(before.values(), default=1) == 1:
+    pytest.skip("the host BLAS already runs on one thread (one core)")
   seen = []
   for module, name in (
       (np.linalg, "cholesky"),

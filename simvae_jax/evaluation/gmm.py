@@ -179,7 +179,7 @@ def precision_cholesky(covariances, reg_covar: float) -> np.ndarray:
   The host's BLAS runs on one thread here: OpenBLAS's worker threads, once
   woken, spin for a while after the call, and between EM iterations they
   took the cores from the next iteration's compiled program (CIFAR-10's
-  50,000 x 64 points on 2 cores: 119-132 ms per iteration with them, 62-73 ms
+  50,000 x 64 points on 2 cores: 119-132 ms per iteration with them, 58-73 ms
   without).
   """
   import scipy.linalg  # pylint: disable=import-outside-toplevel
