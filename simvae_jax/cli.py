@@ -83,13 +83,9 @@ def run(main, quiet_errors: tuple[type[BaseException], ...] = ()) -> None:
   def guarded(argv):
     try:
       return main(argv)
-    except quiet_errors as error:
+    except (*quiet_errors, *USER_ERRORS) as error:
       if _VERBOSE.value:
         raise
-      fail(one_line(error), hint=False)
-    except USER_ERRORS as error:
-      if _VERBOSE.value:
-        raise
-      fail(one_line(error))
+      fail(one_line(error), hint=not isinstance(error, quiet_errors))
 
   app.run(guarded, flags_parser=parse_flags)
