@@ -9,8 +9,9 @@ the config's global batch, and the largest per-chip batch (a power of two)
 that fits a chip. A data-parallel step's per-chip program depends on the
 per-chip batch, not on the slice's size, so the largest batch is searched
 once per TPU generation and shared by its slices. Writes
-``experiments/results/tpu_sizes.md`` (rows are added as they finish; rows of
-configs not computed in this run are kept).
+``experiments/results/tpu_sizes.md`` (rows are added as they finish; the rows
+of (config, slice) pairs not computed in this run are kept, so that
+``--configs=celeba --topologies=v4:2x2x1`` adds one row).
 """
 
 from __future__ import annotations
@@ -38,11 +39,22 @@ HEADER = [
 ]
 
 
+def _row_key(row: str) -> tuple[str, str]:
+  """(config, slice) of a table row."""
+  cells = [cell.strip() for cell in row.strip("|").split("|")]
+  return cells[0].split()[0], cells[1]
+
+
 def main(argv):
   del argv
   out = pathlib.Path(_OUT.value)
   kept = out.read_text().splitlines()[len(HEADER) :] if out.exists() else []
-  lines = HEADER + [row for row in kept if row.split()[1] not in _CONFIGS.value]
+  computed = {
+      (name, topology)
+      for name in _CONFIGS.value
+      for topology in _TOPOLOGIES.value
+  }
+  lines = HEADER + [row for row in kept if _row_key(row) not in computed]
   largest = {}
   started = time.time()
   for name in _CONFIGS.value:
