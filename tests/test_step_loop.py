@@ -242,7 +242,9 @@ def test_the_cpu_initialisation_options_keep_the_initial_state_bitwise(
 def test_the_cpu_training_options_keep_the_step_bitwise(monkeypatch, method):
   """Two steps compiled with ``xla_options``' training set (copy insertion by
   region analysis) and with XLA's defaults: the same state, bit for bit,
-  and without the per-step copies of the donated parameters."""
+  and without per-step copies of the donated parameters. (The XLA of jax
+  0.10 copies them under its defaults and that of jax 0.4.36 did not, so only
+  the training set's program is held to having none.)"""
   experiment = Experiment.from_config(
       tiny_digits_config(method=method, num_views=2)
   )
@@ -269,10 +271,10 @@ def test_the_cpu_training_options_keep_the_step_bitwise(monkeypatch, method):
   try:
     ours, our_copies = two_steps()
     monkeypatch.setitem(xla_options.OPTION_SETS, "training", {})
-    plain, plain_copies = two_steps()
+    plain, _ = two_steps()
   finally:
     xla_options.cpu_options.cache_clear()
   for tree in ("params", "opt_state", "method_state", "model_state"):
     assert params_equal(getattr(ours, tree), getattr(plain, tree)), tree
   if xla_options.cpu_options("training") is not None:
-    assert plain_copies and not our_copies
+    assert not our_copies, our_copies[:2]
