@@ -27,6 +27,7 @@ seconds on synthetic data (the test runs it on CPU).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -35,6 +36,7 @@ import shutil
 import tempfile
 import time
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -269,6 +271,12 @@ def main(argv):
       "device_kind": devices[0].device_kind,
       "backend": jax.default_backend(),
       "host": platform.node(),
+      "versions": {
+          "python": platform.python_version(),
+          "jax": jax.__version__,
+          "jaxlib": importlib.metadata.version("jaxlib"),
+          "flax": flax.__version__,
+      },
       "data": "synthetic" if synthetic else data,
       "yardstick_gflop_per_s": {k: round(v, 1) for k, v in yardsticks.items()},
   }
@@ -280,6 +288,7 @@ def main(argv):
   (out / "accelerator_check.json").write_text(json.dumps(summary, indent=1))
   report = (
       f"# Accelerator check: {summary['device_kind']} ({summary['backend']})\n\n"
+      f"Software: {summary['versions']}.\n\n"
       f"Data: {summary['data']}. Yardstick (matmul GFLOP/s): "
       f"{summary['yardstick_gflop_per_s']}. Total {summary['seconds']} s.\n\n"
       f"## CIFAR-10 step (64 images)\n\n{table(summary['steps'])}\n\n"

@@ -4,7 +4,7 @@
 # and short SimVAE / VAE / SimCLR runs, within 8 minutes on one H200.
 #
 # Here (CPU, or a GPU box with this package installed):
-#   bash experiments/accelerator_check.sh [--budget_minutes=8] [--small]
+#   [PYTHON=...] bash experiments/accelerator_check.sh [--budget_minutes=8] [--small]
 # On a lent device machine (JAX, Flax, Optax and Orbax are installed there;
 # nothing can be downloaded): prepare once on this machine
 #   .venv/bin/python experiments/accelerator_check.py --prepare_data=.data/cifar10_check.npz
@@ -20,8 +20,12 @@ if [ -d .whl ]; then
     --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
-PYTHON=python3
-if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; fi
+# $PYTHON if set (the tests pass their own interpreter), else this checkout's
+# .venv, else python3 (the device machine's).
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON=python3
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; fi
+fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}"  # the package, installed or not
 export PYTHONUNBUFFERED=1
 exec "$PYTHON" experiments/accelerator_check.py \

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from conftest import REPO, tiny_digits_config
@@ -110,11 +111,16 @@ def test_the_accelerator_check_runs_every_part_with_small_settings(tmp_path):
           **os.environ,
           "OUT": str(tmp_path),
           "RUNS_DIR": str(tmp_path / "runs"),
+          # This interpreter, not the checkout's .venv (CI's second pass runs
+          # the suite in .venv-lowest).
+          "PYTHON": sys.executable,
       },
   )
   assert completed.returncode == 0, completed.stderr[-3000:]
   summary = json.loads((tmp_path / "accelerator_check.json").read_text())
   assert summary["backend"] == "cpu" and summary["data"] == "synthetic"
+  # Run by this interpreter (CI's second pass: the lowest versions).
+  assert summary["versions"]["jax"] == jax.__version__
   assert [(r["num_views"], r["dtype"]) for r in summary["steps"]] == [
       (2, "float32"),
       (2, "bfloat16"),
