@@ -27,7 +27,6 @@ seconds on synthetic data (the test runs it on CPU).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import pathlib
@@ -274,7 +273,7 @@ def main(argv):
       "versions": {
           "python": platform.python_version(),
           "jax": jax.__version__,
-          "jaxlib": importlib.metadata.version("jaxlib"),
+          "jaxlib": jax.lib.__version__,
           "flax": flax.__version__,
       },
       "data": "synthetic" if synthetic else data,
