@@ -8,7 +8,7 @@ import pytest
 
 from conftest import tiny_digits_config
 
-from simvae_jax import train
+from simvae_jax import outputs, train
 from simvae_jax.methods import autoencoder
 from simvae_jax.evaluation import context, report, representations
 from simvae_jax.experiment import Experiment
@@ -25,7 +25,7 @@ def run(workdir, **overrides):
       }
   )
   results = train.train_and_evaluate(config, str(workdir))
-  history = [json.loads(l) for l in open(workdir / "eval_history.jsonl")]
+  history = outputs.read_jsonl(str(workdir / "eval_history.jsonl"))
   return results, history
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO, run, tiny_digits_config
 
-from simvae_jax import methods
+from simvae_jax import methods, outputs
 from simvae_jax.methods.base import MethodSpec
 from simvae_jax.methods.discriminative import (
     DiscriminativeMethod,
@@ -169,7 +169,7 @@ def test_a_method_registered_outside_the_package_trains_and_evaluates(
       ]
   )
   assert result.returncode == 0, result.stderr[-3000:]
-  metrics = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  metrics = outputs.read_jsonl(str(tmp_path / "metrics.jsonl"))
   losses = [m["loss"] for m in metrics if "loss" in m]
   assert set(metrics[-1]) >= {"alignment", "uniformity"}
   assert losses[-1] < losses[0]
