@@ -113,7 +113,7 @@ def runs(request, tmp_path_factory):
   if interruption == "SIGKILL both":
     for process in pair:
       process.send_signal(signal.SIGKILL)
-      process.wait()
+      process.communicate()  # reaps it and closes its pipes
     stopped_out = None
   else:
     pair[1].send_signal(signal.SIGTERM)
