@@ -36,6 +36,10 @@ from jax.experimental import multihost_utils
 from simvae_jax.train_state import TrainState
 
 
+def _drop_read_only_notice(record: logging.LogRecord) -> bool:
+  return not record.getMessage().startswith("Given directory is read only")
+
+
 class CheckpointWriteError(OSError):
   """A checkpoint could not be written; older checkpoints are intact."""
 
@@ -154,14 +158,23 @@ class Checkpointer:
       directory = os.path.abspath(directory)
     self.directory = epath.Path(directory)
     self._options = ocp.CheckpointManagerOptions(
-        create=not read_only, read_only=read_only
+        create=not read_only,
+        read_only=read_only,
+        save_interval_steps=0 if read_only else 1,
     )
     self._manager = self._open()
     self._pending = None  # the step of a save not yet known to be complete
     self._failed = False
 
   def _open(self) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(self.directory, options=self._options)
+    # Orbax warns "Given directory is read only" at every read-only open;
+    # ours are read-only on purpose, and the warning read as a fault to users.
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(_drop_read_only_notice)
+    try:
+      return ocp.CheckpointManager(self.directory, options=self._options)
+    finally:
+      absl_logger.removeFilter(_drop_read_only_notice)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()

@@ -2,6 +2,7 @@
 the TensorBoard writer."""
 
 import dataclasses
+import logging
 import os
 import pathlib
 import signal
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simvae_jax import outputs, posthoc_decoder, train
+from simvae_jax import checkpointing, outputs, posthoc_decoder, train
 from simvae_jax.data import pipeline, sources
 from simvae_jax.train import Experiment
 
@@ -133,6 +134,19 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path):
       workdir / "checkpoints" / "8.unreadable"
   ).is_dir()  # kept, not deleted
   assert (workdir / "checkpoints" / "8").is_dir()  # written again
+
+
+def test_a_read_only_checkpointer_opens_without_warnings(tmp_path, caplog):
+  """``--mode=eval`` and ``simvae_jax.load`` open the checkpoints read-only on
+  purpose: Orbax's warnings about it are not shown to the user."""
+  with caplog.at_level(logging.INFO):
+    checkpointing.Checkpointer(str(tmp_path), read_only=True).close()
+  shown = [
+      r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+  ]
+  assert shown == []
+  # The filter is gone afterwards: Orbax's other messages still get through.
+  assert not logging.getLogger("absl").filters
 
 
 def test_same_config_and_seed_give_bitwise_identical_metrics(tmp_path):
