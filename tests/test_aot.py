@@ -100,6 +100,40 @@ def test_a_step_larger_than_the_chip_exits_1_naming_the_shortfall():
   assert "exceeds available HBM" in last and "batch_size" in last
 
 
+GIB, MIB = 2**30, 2**20
+# Per-chip peak bytes of a step against its per-chip batch: linear, convex
+# (the two-point prediction overshoots), flat beyond 64 images (it
+# undershoots), out of memory in the compiler beyond 1,000 (inf), and a step
+# that does not fit even one image.
+PEAKS = {
+    "linear": lambda b: GIB + 3 * MIB * b,
+    "convex": lambda b: GIB + MIB * b + 1024 * b**2,
+    "flat": lambda b: GIB + 16 * MIB * min(b, 64),
+    "compiler refuses": lambda b: GIB + MIB * b if b <= 1000 else float("inf"),
+    "nothing fits": lambda b: 17 * GIB + b,
+}
+
+
+@pytest.mark.parametrize("name", PEAKS)
+def test_the_largest_batch_is_the_largest_power_of_two_that_fits(
+    monkeypatch, name
+):
+  peak, calls = PEAKS[name], []
+
+  def step_peak(config, devices, image_shape, per_chip):
+    del config, devices, image_shape
+    calls.append(per_chip)
+    return peak(per_chip)
+
+  monkeypatch.setattr(aot, "_step_peak", step_peak)
+  memory = 16 * GIB
+  powers = [2**k for k in range(15) if 2**k <= aot.MAX_BATCH_PER_CHIP]
+  expected = max((b for b in powers if peak(b) <= memory), default=0)
+  found = aot.largest_batch_per_chip(None, None, None, memory)
+  assert found == expected
+  assert len(calls) <= 8  # a few compiles, not one per power of two
+
+
 def test_missing_libtpu_and_unknown_generations_are_one_line_errors(
     monkeypatch,
 ):
