@@ -142,3 +142,43 @@ def test_missing_libtpu_and_unknown_generations_are_one_line_errors(
   monkeypatch.setattr(aot.importlib.util, "find_spec", lambda name: None)
   with pytest.raises(aot.SizingError, match=r'pip install -e "\.\[tpu\]"'):
     aot.tpu_devices("v5e:2x2")
+
+
+@pytest.mark.slow
+def test_the_tpu_table_script_adds_a_slice_and_keeps_the_other_rows(tmp_path):
+  """``experiments/tpu_sizes.py`` (the README's table): a second run for
+  another slice adds its row and keeps the first run's row as it was."""
+  out = tmp_path / "tpu_sizes.md"
+
+  def table(topologies):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "experiments/tpu_sizes.py",
+            "--configs=digits",
+            f"--topologies={topologies}",
+            f"--out={out}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return out.read_text().splitlines()
+
+  written = table("v5e:2x2")
+  header, first = written[:2], written[2:]
+  rows = table("v4:2x2x1")[2:]
+  assert rows[0] == first[0] and len(first) == 1 and len(rows) == 2
+  config = load_repo_config("digits")
+  for row, topology in zip(rows, ["v5e:2x2", "v4:2x2x1"]):
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:3] == [
+        f"digits ({config.batch_size} x {config.num_views})",
+        topology,
+        "4",
+    ]
+    largest = int(cells[5])
+    assert largest & (largest - 1) == 0 and largest >= config.batch_size // 4
+  assert header[0].startswith("| config")
