@@ -10,8 +10,9 @@ import pytest
 import paper
 import runs
 from simvae_jax import outputs
+from simvae_jax.experiment import Experiment
 
-from conftest import REPO, tiny_digits_config
+from conftest import REPO, digits_config, tiny_digits_config, train_digits
 
 
 def run_script(script: str, tmp_path, *flags) -> str:
@@ -54,6 +55,49 @@ def test_finished_job_is_skipped_and_changed_config_reruns(tmp_path):
   assert longer["step"] == 6 and history[-1]["epoch"] == 6 / (1437 // 32)
   with pytest.raises(ValueError, match="num_views"):
     runs.run_job(tiny_digits_config(num_steps=8, num_views=2), workdir)
+
+
+@pytest.mark.slow
+def test_gmm_check_script_reports_both_mixtures_and_their_summary(tmp_path):
+  """``experiments/gmm_check.py``: one line per (implementation, seed), then
+  means and standard errors over the seeds of those lines, and the speed-up."""
+  train_digits(tmp_path / "run", 100)
+  completed = subprocess.run(
+      [
+          sys.executable,
+          "experiments/gmm_check.py",
+          "--config=configs/digits.py",
+          f"--workdir={tmp_path / 'run'}",
+          "--seeds=0,1",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  *lines, summary = map(json.loads, completed.stdout.strip().splitlines())
+  assert [(l["implementation"], l["seed"]) for l in lines] == [
+      ("sklearn", 0),
+      ("jax", 0),
+      ("sklearn", 1),
+      ("jax", 1),
+  ]
+  experiment = Experiment.from_config(digits_config(100))
+  assert summary["points"] == [
+      len(experiment.probe_source),
+      experiment.config.model.latent_dim,
+  ]
+  for name in ("sklearn", "jax"):
+    rows = [l for l in lines if l["implementation"] == name]
+    for key in ("gmm_acc", "gmm_nmi", "gmm_ari", "seconds"):
+      values = [row[key] for row in rows]
+      mean, error = summary[name][key]
+      assert mean == pytest.approx(sum(values) / 2, abs=1e-4)
+      assert error == pytest.approx(abs(values[0] - values[1]) / 2, abs=1e-4)
+    assert all(row["gmm_acc"] > 0.3 for row in rows)  # chance: 0.1
+  ratio = summary["sklearn"]["seconds"][0] / summary["jax"]["seconds"][0]
+  assert summary["speedup"] == pytest.approx(ratio, abs=0.1)
 
 
 def test_results_name_never_overwrites_unless_asked(tmp_path):
