@@ -1,7 +1,8 @@
 """One-line errors for the package's command lines.
 
-``python -m simvae_jax.main``, ``python -m simvae_jax.aot`` and the scripts in
-``experiments/`` run through ``run``: a mistake in the flags, the config, the
+``python -m simvae_jax.main``, ``python -m simvae_jax.aot``, ``python -m
+simvae_jax.data.export`` and the scripts in ``experiments/`` run through
+``run``: a mistake in the flags, the config, the
 data or the workdir ends in one ``error: ...`` line on stderr and exit status
 1; ``--verbose`` shows the traceback instead.
 """

@@ -1,7 +1,8 @@
 """The command line: user mistakes end in one clear line and a non-zero exit.
 
 Every case is a real ``python -m simvae_jax.main`` process (or one of the
-other command lines, which share its errors: the TPU sizing, a benchmark);
+other command lines, which share its errors: the TPU sizing, a benchmark,
+the .npz exporter);
 they are started together by one fixture (each mostly waits for imports) and
 checked one test per case.
 """
@@ -97,6 +98,16 @@ OTHER_COMMANDS = {
             "--config.num_step=10",
         ],
         'Unknown config key "num_step"; did you mean "num_steps"?',
+    ),
+    "export: original files missing": (
+        [
+            "-m",
+            "simvae_jax.data.export",
+            "--dataset=mnist",
+            "--from_files=/nonexistent",
+            "--out=/nonexistent/mnist.npz",
+        ],
+        "/nonexistent has neither train-images-idx3-ubyte.gz nor",
     ),
 }
 

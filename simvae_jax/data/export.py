@@ -28,8 +28,9 @@ import pickle
 
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from simvae_jax import cli
 from simvae_jax.data import sources
 
 IDX_FILES = {
@@ -183,4 +184,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["dataset", "out"])
-  app.run(main)
+  cli.run(main)
