@@ -199,8 +199,9 @@ def get_base_config() -> ml_collections.ConfigDict:
           tasks=(),  # further tasks (evaluation/tasks.py), e.g. style
           style_max_examples=10000,  # images per split for each style task
           # GMM: k-means initialisations (the best is kept), and where EM
-          # runs: "device" (JAX), "sklearn" (host, float64) or "auto"
-          # (scikit-learn on a CPU, where it is faster; the device elsewhere).
+          # runs: "device" (JAX), "sklearn" (host, float64) or "auto" (the
+          # device from 10,000 training points; scikit-learn below, where it
+          # is done before the device's programs would have compiled).
           gmm_inits=3,
           gmm_backend="auto",
       )
