@@ -3,13 +3,12 @@ compile-only TPU devices (libtpu, no TPU), checked against the CPU's own cost
 analysis of the same global step."""
 
 import json
-import subprocess
 import sys
 
 import jax
 import pytest
 
-from conftest import REPO, load_repo_config
+from conftest import load_repo_config, run
 
 pytest.importorskip("libtpu", reason='needs pip install -e ".[tpu]"')
 
@@ -42,13 +41,7 @@ def aot_command(*arguments):
 
 @pytest.mark.slow
 def test_the_cli_sizes_the_digits_step_for_a_v5e_slice(cpu_flops):
-  completed = subprocess.run(
-      aot_command("--topology=v5e:2x2"),
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
-  )
+  completed = run(aot_command("--topology=v5e:2x2"))
   assert completed.returncode == 0, completed.stderr[-3000:]
   result = json.loads(completed.stdout.strip().splitlines()[-1])
   assert result["topology"] == "v5e:2x2" and result["chips"] == 4
@@ -87,12 +80,8 @@ def test_programs_for_tpu_devices_take_no_cpu_compiler_options():
 
 @pytest.mark.slow
 def test_a_step_larger_than_the_chip_exits_1_naming_the_shortfall():
-  completed = subprocess.run(
-      aot_command("--topology=v5e:2x2", "--config.batch_size=40000000"),
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
+  completed = run(
+      aot_command("--topology=v5e:2x2", "--config.batch_size=40000000")
   )
   assert completed.returncode == 1
   last = completed.stderr.strip().splitlines()[-1]
@@ -151,18 +140,14 @@ def test_the_tpu_table_script_adds_a_slice_and_keeps_the_other_rows(tmp_path):
   out = tmp_path / "tpu_sizes.md"
 
   def table(topologies):
-    completed = subprocess.run(
+    completed = run(
         [
             sys.executable,
             "experiments/tpu_sizes.py",
             "--configs=digits",
             f"--topologies={topologies}",
             f"--out={out}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        ]
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return out.read_text().splitlines()

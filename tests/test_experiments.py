@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -12,7 +11,12 @@ import runs
 from simvae_jax import outputs
 from simvae_jax.experiment import Experiment
 
-from conftest import REPO, digits_config, tiny_digits_config, train_digits
+from conftest import (
+    digits_config,
+    run,
+    tiny_digits_config,
+    train_digits,
+)
 
 
 def run_script(script: str, tmp_path, *flags) -> str:
@@ -24,7 +28,7 @@ def run_script(script: str, tmp_path, *flags) -> str:
 
 def script_output(script: str, tmp_path, *flags) -> str:
   """``run_script``'s run; returns its stdout."""
-  completed = subprocess.run(
+  completed = run(
       [
           sys.executable,
           f"experiments/{script}.py",
@@ -32,11 +36,7 @@ def script_output(script: str, tmp_path, *flags) -> str:
           f"--root={tmp_path / 'runs'}",
           f"--results={tmp_path / 'results'}",
           *flags,
-      ],
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
+      ]
   )
   assert completed.returncode == 0, completed.stderr[-3000:]
   return completed.stdout
@@ -62,18 +62,14 @@ def test_gmm_check_script_reports_both_mixtures_and_their_summary(tmp_path):
   """``experiments/gmm_check.py``: one line per (implementation, seed), then
   means and standard errors over the seeds of those lines, and the speed-up."""
   train_digits(tmp_path / "run", 100)
-  completed = subprocess.run(
+  completed = run(
       [
           sys.executable,
           "experiments/gmm_check.py",
           "--config=configs/digits.py",
           f"--workdir={tmp_path / 'run'}",
           "--seeds=0,1",
-      ],
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
+      ]
   )
   assert completed.returncode == 0, completed.stderr[-3000:]
   *lines, summary = map(json.loads, completed.stdout.strip().splitlines())
