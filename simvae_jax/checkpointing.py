@@ -37,6 +37,7 @@ from simvae_jax.train_state import TrainState
 
 
 def _drop_read_only_notice(record: logging.LogRecord) -> bool:
+  """A logging filter: False for Orbax's notice of a read-only manager."""
   return not record.getMessage().startswith("Given directory is read only")
 
 

@@ -2,9 +2,9 @@
 
 ``python -m simvae_jax.main``, ``python -m simvae_jax.aot``, ``python -m
 simvae_jax.data.export`` and the scripts in ``experiments/`` run through
-``run``: a mistake in the flags, the config, the
-data or the workdir ends in one ``error: ...`` line on stderr and exit status
-1; ``--verbose`` shows the traceback instead.
+``run``: a mistake in the flags, the config, the data or the workdir ends in
+one ``error: ...`` line on stderr and exit status 1; ``--verbose`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
