@@ -14,7 +14,8 @@ defaults.
   before updating it in place (9 copies, 22.6 MB, for the MNIST MLP), because
   the backward pass reads a layer's weights in a matmul that the update of
   that layer does not wait for; the region analysis orders them instead.
-  The step computes the same numbers (tested bitwise).
+  The step computes the same numbers (tested bitwise) from jax 0.8.2, the
+  lower bound: the XLA of 0.8.0 and 0.8.1 miscompiled it on an AVX-512 CPU.
 * ``initialisation`` (programs that run once: the initial train state, the
   post-hoc decoder's and the FID classifier's initial parameters): LLVM at
   -O1 instead of -O2. Their random initialisers unroll into thousands of
