@@ -11,12 +11,7 @@ import runs
 from simvae_jax import outputs
 from simvae_jax.experiment import Experiment
 
-from conftest import (
-    digits_config,
-    run,
-    tiny_digits_config,
-    train_digits,
-)
+from conftest import digits_config, run, tiny_digits_config, train_digits
 
 
 def run_script(script: str, tmp_path, *flags) -> str:
