@@ -71,9 +71,7 @@ def benchmark(
 ) -> dict:
   experiment = Experiment.from_config(config)
   per_dispatch = config.steps_per_dispatch
-  images = np.stack(
-      [experiment.train_source[i]["image"] for i in range(config.batch_size)]
-  )
+  images = experiment.train_source.read(np.arange(config.batch_size))["image"]
   state = experiment.initial_state()
   started = time.perf_counter()
   dispatch, compiled = unlogged_dispatch(experiment, images)

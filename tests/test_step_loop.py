@@ -258,12 +258,9 @@ def test_the_cpu_training_options_keep_the_step_bitwise(monkeypatch, name):
   0.10 copies them under its defaults and that of jax 0.4.36 did not, so only
   the training set's program is held to having none.)"""
   experiment = Experiment.from_config(STEP_CONFIGS[name]())
-  images = np.stack(
-      [
-          experiment.train_source[i]["image"]
-          for i in range(experiment.config.batch_size)
-      ]
-  )
+  images = experiment.train_source.read(
+      np.arange(experiment.config.batch_size)
+  )["image"]
   batches = train_step.stack_batches([{"image": images}], experiment.mesh)
 
   def two_steps():
